@@ -1,0 +1,24 @@
+import { env } from 'cloudflare:test';
+import { expect } from 'vitest';
+import { createApp } from '../../workers/app';
+
+/** The test bindings globalSetup adds beside the Worker's own. */
+export const testEnv = env as Env & {
+  DATABASE_HTTP_TOKEN: string;
+  TEST_EMPTY_SQL_ENDPOINT: string;
+  TEST_FAULTY_SQL_ENDPOINT: string;
+  TEST_FAULT_CONTROL: string;
+};
+
+/** The app under a different environment (another database, a broken setting). */
+export function appWith(overrides: Record<string, unknown>) {
+  const app = createApp();
+  const bindings = { ...testEnv, ...overrides } as Env;
+  return (path: string, init?: RequestInit) => app.request(path, init, bindings);
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes and assert on them.
+export async function json<T = Record<string, any>>(res: Response): Promise<T> {
+  expect(res.headers.get('content-type')).toMatch(/application\/json/);
+  return (await res.json()) as T;
+}

@@ -1,0 +1,15 @@
+/** Values the test globalSetup hands to tests (and to the workerd bindings). */
+declare module 'vitest' {
+  export interface ProvidedContext {
+    backendKind: 'pglite' | 'postgres';
+    sqlEndpoint: string;
+    sqlToken: string;
+    /** A database with no migrations applied. */
+    emptySqlEndpoint: string;
+    /** The migrated database behind a link the tests can cut (`faultControl` POST /down, /up). */
+    faultySqlEndpoint: string;
+    faultControl: string;
+  }
+}
+
+export {};

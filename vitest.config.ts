@@ -1,0 +1,47 @@
+import { randomBytes } from 'node:crypto';
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+
+/** Worker code runs inside workerd; cli/ and the endpoint run in Node. */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              bindings: {
+                ENVIRONMENT: 'test',
+                DATABASE_URL: 'postgresql://test@localhost/test',
+                DATABASE_HTTP_ENDPOINT: inject('sqlEndpoint'),
+                DATABASE_HTTP_TOKEN: inject('sqlToken'),
+                LOCAL_AUTH_TOKEN: randomBytes(48).toString('base64url'),
+                ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+                TEST_EMPTY_SQL_ENDPOINT: inject('emptySqlEndpoint'),
+                TEST_FAULTY_SQL_ENDPOINT: inject('faultySqlEndpoint'),
+                TEST_FAULT_CONTROL: inject('faultControl'),
+              },
+            },
+          })),
+        ],
+        test: {
+          name: 'workers',
+          include: ['tests/unit/**/*.test.ts', 'tests/integration/**/*.test.ts'],
+          globalSetup: ['tests/support/global-setup.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'node',
+          environment: 'node',
+          include: ['tests/node/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});

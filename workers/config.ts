@@ -1,0 +1,113 @@
+/**
+ * Settings, parsed with zod once per isolate. A blank value counts as unset, so it can never
+ * silently switch a protection off; errors name the setting, never its value.
+ */
+import { z } from 'zod';
+
+const blankAsUnset = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess(blankAsUnset, schema.optional());
+const withDefault = <T extends z.ZodType>(schema: T, fallback: z.input<T>) =>
+  z.preprocess(blankAsUnset, schema.default(fallback as never));
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const PLACEHOLDER = /change[-_ ]?me|replace[-_ ]?me|placeholder|your[-_ ]|example|^(.)\1+$/i;
+
+export const LOCAL_TOKEN_MIN_LENGTH = 50;
+
+const secretToken = z
+  .string({ error: 'is required' })
+  .min(LOCAL_TOKEN_MIN_LENGTH, `must be at least ${LOCAL_TOKEN_MIN_LENGTH} characters`)
+  .refine((v) => !PLACEHOLDER.test(v), 'looks like a placeholder: generate a random value');
+
+const encryptionKey = z.string({ error: 'is required' }).refine((v) => {
+  try {
+    return atob(v).length === 32;
+  } catch {
+    return false;
+  }
+}, 'must be 32 random bytes, base64-encoded (openssl rand -base64 32)');
+
+const origins = z.string().transform((value, ctx) => {
+  const list = value
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of list) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {}
+    if (!parsed || parsed.origin !== origin) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be a comma-separated list of origins like https://ops.example.com',
+      });
+      return z.NEVER;
+    }
+  }
+  return list;
+});
+
+export const settingsSchema = z
+  .object({
+    ENVIRONMENT: withDefault(z.enum(['production', 'development', 'test']), 'production'),
+    DATABASE_URL: z.preprocess(
+      blankAsUnset,
+      z
+        .string({ error: 'is required' })
+        .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string'),
+    ),
+    DATABASE_HTTP_ENDPOINT: optional(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL ending in /sql' })),
+    DATABASE_HTTP_TOKEN: optional(z.string().min(32, 'must be at least 32 characters')),
+    AUTH_MODE: withDefault(z.enum(['local', 'clerk']), 'local'),
+    LOCAL_AUTH_TOKEN: optional(secretToken),
+    ENCRYPTION_KEY: z.preprocess(blankAsUnset, encryptionKey),
+    CORS_ORIGINS: withDefault(origins, ''),
+    REQUEST_LOG_SLOW_MS: withDefault(int(1, 600_000), 1000),
+    JSON_BODY_LIMIT_BYTES: withDefault(int(1024, 10 * 1024 * 1024), 256 * 1024),
+    READYZ_TIMEOUT_MS: withDefault(int(100, 30_000), 2000),
+    CONTENT_SECURITY_POLICY: optional(z.string()),
+    STRICT_TRANSPORT_SECURITY: optional(z.string()),
+  })
+  .superRefine((s, ctx) => {
+    if (s.AUTH_MODE === 'local' && s.LOCAL_AUTH_TOKEN === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['LOCAL_AUTH_TOKEN'], message: 'is required when AUTH_MODE is local' });
+    }
+    if (s.DATABASE_HTTP_ENDPOINT !== undefined && s.DATABASE_HTTP_TOKEN === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DATABASE_HTTP_TOKEN'],
+        message: 'is required with DATABASE_HTTP_ENDPOINT',
+      });
+    }
+  });
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+export interface SettingProblem {
+  setting: string;
+  problem: string;
+}
+
+export type LoadedSettings = { ok: true; settings: Settings } | { ok: false; problems: SettingProblem[] };
+
+const cache = new WeakMap<object, LoadedSettings>();
+
+/** Parses `env` once per isolate (the runtime hands every request the same env object). */
+export function loadSettings(env: object): LoadedSettings {
+  const cached = cache.get(env);
+  if (cached) return cached;
+  const parsed = settingsSchema.safeParse(env);
+  const loaded: LoadedSettings = parsed.success
+    ? { ok: true, settings: parsed.data }
+    : {
+        ok: false,
+        // Only our own messages and the path: zod issues can carry the received value.
+        problems: parsed.error.issues.map((issue) => ({
+          setting: String(issue.path[0] ?? 'settings'),
+          problem: issue.code === 'invalid_value' ? 'is not one of the allowed values' : issue.message,
+        })),
+      };
+  cache.set(env, loaded);
+  return loaded;
+}
