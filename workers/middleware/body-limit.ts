@@ -6,11 +6,6 @@ import type { AppEnv } from '../types';
 const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-function hasBody(headers: Headers): boolean {
-  const length = headers.get('content-length');
-  return headers.has('transfer-encoding') || (length !== null && length !== '0');
-}
-
 /**
  * JSON API bodies: JSON only (415 otherwise) and at most JSON_BODY_LIMIT_BYTES (413), counted on
  * the bytes actually streamed, so a lying Content-Length or a chunked body cannot get past it.
@@ -33,7 +28,7 @@ export function jsonBodyLimit(): MiddlewareHandler<AppEnv> {
     return limiter;
   };
   return async function jsonBodyLimitMiddleware(c, next) {
-    if (!WITH_BODY.has(c.req.method) || !hasBody(c.req.raw.headers)) return next();
+    if (!WITH_BODY.has(c.req.method) || c.req.raw.body === null) return next();
     const mediaType = (c.req.header('content-type') ?? '').split(';')[0]?.trim() ?? '';
     if (!JSON_TYPE.test(mediaType)) {
       throw new AppError(415, 'unsupported_media_type', 'Send the request body as application/json.', {

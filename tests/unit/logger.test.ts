@@ -1,0 +1,66 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createApp } from '../../workers/app';
+import { testEnv } from '../integration/helpers';
+
+function captureLogs() {
+  const lines: Record<string, unknown>[] = [];
+  const raw: string[] = [];
+  for (const method of ['log', 'warn', 'error'] as const) {
+    vi.spyOn(console, method).mockImplementation((line: unknown) => {
+      raw.push(String(line));
+      lines.push(JSON.parse(String(line)));
+    });
+  }
+  return { lines, raw };
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('request logging', () => {
+  it('writes one JSON line per request with method, route, status, duration and request id', async () => {
+    const { lines } = captureLogs();
+    const res = await createApp().request('/healthz', { headers: { 'X-Request-Id': 'req-123' } }, testEnv);
+    expect(res.status).toBe(200);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: 'info',
+      event: 'http.request',
+      method: 'GET',
+      route: '/healthz',
+      path: '/healthz',
+      status: 200,
+      request_id: 'req-123',
+    });
+    expect(lines[0]?.duration_ms).toBeTypeOf('number');
+  });
+
+  it('never logs credentials, query strings or secret settings', async () => {
+    const { raw } = captureLogs();
+    await createApp().request(
+      '/api/v1/nothing-here?token=query-secret',
+      { headers: { Authorization: 'Bearer header-secret' } },
+      testEnv,
+    );
+    // A broken setting is logged by name only.
+    await createApp().request('/api/v1/x', {}, { ...testEnv, ENCRYPTION_KEY: 'not-a-key-value-9f8e7d' });
+    const all = raw.join('\n');
+    expect(all).not.toMatch(/query-secret|header-secret|not-a-key-value-9f8e7d/);
+    expect(all).not.toContain(testEnv.LOCAL_AUTH_TOKEN);
+    expect(all).not.toContain(testEnv.DATABASE_HTTP_TOKEN);
+    expect(all).toContain('ENCRYPTION_KEY');
+  });
+
+  it('reports slow requests at warn, but never the probes', async () => {
+    const { lines } = captureLogs();
+    const app = createApp();
+    const slowEnv = { ...testEnv, REQUEST_LOG_SLOW_MS: '1', DATABASE_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' };
+    app.get('/api/v1/wait', async (c) => {
+      await new Promise((r) => setTimeout(r, 20));
+      return c.json({ ok: true });
+    });
+    await app.request('/api/v1/wait', {}, slowEnv);
+    await app.request('/readyz', {}, slowEnv);
+    expect(lines.find((l) => l.path === '/api/v1/wait')).toMatchObject({ level: 'warn', event: 'http.request.slow' });
+    expect(lines.find((l) => l.path === '/readyz')).toMatchObject({ level: 'info', event: 'http.request' });
+  });
+});
