@@ -1,4 +1,5 @@
 /** Where the local SQL endpoint runs queries: embedded PGlite or a real PostgreSQL through `pg`. */
+import { mkdirSync } from 'node:fs';
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import pg from 'pg';
 import { type BatchOptions, type Field, isolationLevels, type QueryRequest, type QueryResult } from './protocol.ts';
@@ -23,16 +24,22 @@ const identity = (value: string) => value;
 
 /** Embedded Postgres (WASM). `dataDir` undefined keeps everything in memory. */
 export async function pgliteBackend(dataDir?: string): Promise<SqlBackend> {
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir);
   // Neon answers with Postgres text for every type; PGlite parses the types it knows (built-ins
   // and the array types it found at start), so map those to the identity. Others stay text.
   const parsers = Object.fromEntries(
     [...Object.keys(pgliteTypes.parsers), ...Object.keys(db.parsers)].map((oid) => [oid, identity]),
   );
+  // Parameters arrive as Postgres text too; PGlite's own serializers expect JS values (bytea's
+  // throws on anything but a Uint8Array), so pass the text through unchanged.
+  const serializers = Object.fromEntries(
+    [...Object.keys(pgliteTypes.serializers), ...Object.keys(db.serializers)].map((oid) => [oid, identity]),
+  );
 
   type Queryable = Pick<PGlite, 'query'>;
   const run = async (target: Queryable, q: QueryRequest): Promise<QueryResult> => {
-    const r = await target.query<unknown[]>(q.query, q.params, { rowMode: 'array', parsers });
+    const r = await target.query<unknown[]>(q.query, q.params, { rowMode: 'array', parsers, serializers });
     const fields: Field[] = r.fields.map((f) => ({
       name: f.name,
       dataTypeID: f.dataTypeID,

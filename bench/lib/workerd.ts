@@ -1,0 +1,88 @@
+/** Runs a Worker on the bare workerd binary (no wrangler dev, no Miniflare proxy) and reads its CPU time. */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+const WORKER_DIR = join(ROOT, 'dist', 'worker');
+const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+const COMPATIBILITY_DATE = /compatibility_date = "([^"]+)"/.exec(
+  readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'),
+)?.[1];
+
+/** Bundles the Worker exactly as `wrangler deploy` would; returns the bundle's path. */
+export function bundleWorker(): string {
+  execFileSync('wrangler', ['deploy', '--dry-run', '--outdir', WORKER_DIR], { cwd: ROOT, stdio: 'ignore' });
+  return join(WORKER_DIR, 'index.js');
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface RunningWorker {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts workerd serving one ES-module Worker with text bindings. */
+export async function startWorker(modulePath: string, bindings: Record<string, string> = {}): Promise<RunningWorker> {
+  const dir = mkdtempSync(join(tmpdir(), 'mce-bench-'));
+  const port = await freePort();
+  // capnp embeds files relative to the config, so the module sits beside it.
+  copyFileSync(modulePath, join(dir, 'worker.js'));
+  const bindingList = Object.entries(bindings)
+    .map(([name, value]) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`)
+    .join(', ');
+  writeFileSync(
+    join(dir, 'config.capnp'),
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "main", worker = .worker)],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
+);
+const worker :Workerd.Worker = (
+  modules = [(name = "worker.js", esModule = embed "worker.js")],
+  compatibilityDate = "${COMPATIBILITY_DATE}",
+  bindings = [${bindingList}],
+);
+`,
+  );
+  const child: ChildProcess = spawn('workerd', ['serve', join(dir, 'config.capnp')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(1_000) });
+      break;
+    } catch {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error('workerd did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    url,
+    pid: child.pid ?? 0,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
