@@ -1,4 +1,5 @@
-import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { securityHeaderValues } from '../../workers/lib/security-headers.ts';
@@ -9,7 +10,8 @@ export const ASSETS_DIR = join(ROOT, 'dist', 'public');
 
 export const buildAssetsHelp = `mce build-assets
   Writes the Worker's static assets to dist/public: static/, the API reference's files from
-  swagger-ui-dist, the dashboard build when dashboard/ exists, and a _headers file.`;
+  swagger-ui-dist, the dashboard (built first with \`npm run build:dashboard\` when package.json defines it),
+  and a _headers file.`;
 
 const SWAGGER_FILES = ['swagger-ui-bundle.js', 'swagger-ui.css'];
 
@@ -21,6 +23,8 @@ export function buildAssetsCommand(out: Output): void {
   const swaggerDir = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
   for (const file of SWAGGER_FILES) cpSync(join(swaggerDir, file), join(ASSETS_DIR, 'api-docs', file));
 
+  const scripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts ?? {};
+  if (scripts['build:dashboard']) execFileSync('npm', ['run', 'build:dashboard'], { cwd: ROOT, stdio: 'inherit' });
   const dashboardBuild = join(ROOT, 'dashboard', 'dist');
   if (existsSync(dashboardBuild)) cpSync(dashboardBuild, ASSETS_DIR, { recursive: true });
 

@@ -4,6 +4,7 @@ import { AppError } from '../lib/errors';
 import { log } from '../lib/log';
 import type { AppEnv } from '../types';
 
+/** Logged once per isolate: every later request still answers 500 naming the settings. */
 let reported = false;
 
 /** Loads the settings for every request; never fails by itself. */
@@ -14,7 +15,7 @@ export function settings(): MiddlewareHandler<AppEnv> {
     if (loaded.ok) c.set('settings', loaded.settings);
     else if (!reported) {
       reported = true;
-      log('error', 'config.invalid', { problems: loaded.problems });
+      log('error', 'config.invalid', { problems: loaded.problems, request_id: c.var.requestId });
     }
     await next();
   };
