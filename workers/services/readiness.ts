@@ -1,7 +1,7 @@
 /** Readiness: is every dependency this Worker needs usable right now? */
 import type { LoadedSettings } from '../config';
-import { MIGRATE_COMMAND, schemaState, sqlFor } from '../db/client';
-import { redactText } from '../lib/redact';
+import { isDatabaseUnreachable, MIGRATE_COMMAND, schemaState, sqlFor } from '../db/client';
+import { log } from '../lib/log';
 
 export interface Check {
   ok: boolean;
@@ -16,9 +16,13 @@ export interface Readiness {
   checks: Record<string, Check>;
 }
 
+/** A short public reason; the driver's full message (hosts, ports) goes to the log only. */
 function describe(err: unknown, timedOut: boolean): string {
+  log('warn', 'readyz.db_failed', { timed_out: timedOut, error: err instanceof Error ? err.message : String(err) });
   if (timedOut) return 'timed out';
-  return redactText(err instanceof Error ? err.message : String(err)).slice(0, 300);
+  if (isDatabaseUnreachable(err)) return 'unreachable';
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? `query failed (SQLSTATE ${code})` : 'query failed';
 }
 
 export async function checkReadiness(loaded: LoadedSettings): Promise<Readiness> {
