@@ -56,8 +56,8 @@ describe('migrate on a fresh database', () => {
 
   it('creates audit_logs with its actor_type check', async () => {
     await db.sql`INSERT INTO audit_logs (actor_type, action) VALUES ('system', 'test.ok')`;
-    expect(await db.sql`SELECT actor_type, outcome, details FROM audit_logs`).toEqual([
-      { actor_type: 'system', outcome: 'success', details: {} },
+    expect(await db.sql`SELECT actor_type, success, details FROM audit_logs`).toEqual([
+      { actor_type: 'system', success: true, details: {} },
     ]);
     await expect(
       db.sql`INSERT INTO audit_logs (actor_type, action) VALUES ('robot', 'test.bad')`,
