@@ -1,5 +1,7 @@
 /** Builds the Hono app: the middleware order below is deliberate, then the routes. */
 import { OpenAPIHono } from '@hono/zod-openapi';
+import { InProcessRateLimiter } from './lib/rate-limiter';
+import { auditFailedMutations, authenticate } from './middleware/auth';
 import { jsonBodyLimit } from './middleware/body-limit';
 import { cors } from './middleware/cors';
 import { notFound, onError, validationHook } from './middleware/errors';
@@ -7,11 +9,15 @@ import { logger } from './middleware/logger';
 import { requestId } from './middleware/request-id';
 import { securityHeaders } from './middleware/security-headers';
 import { requireValidSettings, settings } from './middleware/settings';
+import { apiKeyRoutes } from './routes/api-keys';
 import { mountDocs } from './routes/docs';
 import { healthRoutes } from './routes/health';
 import type { AppEnv } from './types';
 
 const PROBES = ['/healthz', '/readyz'];
+
+/** Until the edge-security issue brings shared limiters, counts live in the isolate. */
+const limiter = new InProcessRateLimiter();
 
 export function createApp(): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -24,8 +30,11 @@ export function createApp(): OpenAPIHono<AppEnv> {
   // Probes report bad settings themselves (/readyz names `config`); everything else refuses to run.
   app.use('*', requireValidSettings({ except: PROBES }));
   app.use('/api/*', jsonBodyLimit());
+  app.use('/api/v1/*', authenticate({ limiter }));
+  app.use('/api/v1/*', auditFailedMutations());
 
   app.route('/', healthRoutes);
+  app.route('/', apiKeyRoutes);
   mountDocs(app);
 
   app.onError(onError);

@@ -27,6 +27,23 @@ const encryptionKey = z.string({ error: 'is required' }).refine((v) => {
   }
 }, 'must be 32 random bytes, base64-encoded (openssl rand -base64 32)');
 
+const list = z.string().transform((value) =>
+  value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean),
+);
+
+/** `N/S`: N requests per S seconds. */
+const rate = z
+  .string()
+  .regex(/^\d+\/\d+$/, 'must look like 300/60 (requests per seconds)')
+  .transform((v) => {
+    const [limit, seconds] = v.split('/').map(Number);
+    return { limit: limit ?? 0, windowSeconds: seconds ?? 1 };
+  })
+  .refine((r) => r.limit > 0 && r.windowSeconds > 0, 'both numbers must be positive');
+
 const origins = z.string().transform((value, ctx) => {
   const list = value
     .split(',')
@@ -66,12 +83,26 @@ export const settingsSchema = z
     REQUEST_LOG_SLOW_MS: withDefault(int(1, 600_000), 1000),
     JSON_BODY_LIMIT_BYTES: withDefault(int(1024, 10 * 1024 * 1024), 256 * 1024),
     READYZ_TIMEOUT_MS: withDefault(int(100, 30_000), 2000),
+    JWKS_URL: optional(z.url({ protocol: /^https?$/, error: 'must be the https URL of the issuer JWKS' })),
+    JWT_ISSUER: optional(z.string()),
+    JWT_AUDIENCE: optional(z.string()),
+    JWT_AUTHORIZED_PARTIES: withDefault(list, ''),
+    JWT_LEEWAY_SECONDS: withDefault(int(0, 300), 10),
+    PLATFORM_ADMIN_SUBJECTS: withDefault(list, ''),
+    AGENT_RATE_LIMIT: withDefault(rate, '300/60'),
+    AGENT_AUTH_FAILURE_LIMIT: withDefault(rate, '20/60'),
     CONTENT_SECURITY_POLICY: optional(z.string()),
     STRICT_TRANSPORT_SECURITY: optional(z.string()),
   })
   .superRefine((s, ctx) => {
     if (s.AUTH_MODE === 'local' && s.LOCAL_AUTH_TOKEN === undefined) {
       ctx.addIssue({ code: 'custom', path: ['LOCAL_AUTH_TOKEN'], message: 'is required when AUTH_MODE is local' });
+    }
+    if (s.AUTH_MODE === 'clerk') {
+      for (const name of ['JWKS_URL', 'JWT_ISSUER'] as const) {
+        if (s[name] === undefined)
+          ctx.addIssue({ code: 'custom', path: [name], message: 'is required when AUTH_MODE is clerk' });
+      }
     }
     if (s.DATABASE_HTTP_ENDPOINT !== undefined && s.DATABASE_HTTP_TOKEN === undefined) {
       ctx.addIssue({

@@ -22,3 +22,9 @@ export async function json<T = Record<string, any>>(res: Response): Promise<T> {
   expect(res.headers.get('content-type')).toMatch(/application\/json/);
   return (await res.json()) as T;
 }
+
+/** Headers of the local operator (AUTH_MODE=local). */
+export const operatorHeaders = (extra: Record<string, string> = {}) => ({
+  Authorization: `Bearer ${testEnv.LOCAL_AUTH_TOKEN}`,
+  ...extra,
+});

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../workers/app';
-import { json, testEnv } from '../integration/helpers';
+import { json, operatorHeaders, testEnv } from '../integration/helpers';
 
 /** The real middleware stack with one JSON route, the way later issues add theirs. */
 function appWithEcho() {
@@ -23,7 +23,7 @@ function appWithEcho() {
 }
 
 const post = appWithEcho();
-const jsonHeaders = { 'Content-Type': 'application/json' };
+const jsonHeaders = operatorHeaders({ 'Content-Type': 'application/json' });
 
 describe('JSON request bodies', () => {
   it('accepts a valid body', async () => {
@@ -49,7 +49,7 @@ describe('JSON request bodies', () => {
   });
 
   it('answers 415 for a body that is not JSON', async () => {
-    const res = await post({ headers: { 'Content-Type': 'text/plain' }, body: 'name=a' });
+    const res = await post({ headers: operatorHeaders({ 'Content-Type': 'text/plain' }), body: 'name=a' });
     expect(res.status).toBe(415);
     expect((await json(res)).error.code).toBe('unsupported_media_type');
   });

@@ -1,10 +1,10 @@
 import { SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { appWith, json, testEnv } from '../integration/helpers';
+import { appWith, json, operatorHeaders, testEnv } from '../integration/helpers';
 
 describe('error shape', () => {
   it('answers unknown routes with 404 JSON, a request id and the security headers', async () => {
-    const res = await SELF.fetch('https://mce.test/api/v1/no-such-thing');
+    const res = await SELF.fetch('https://mce.test/api/v1/no-such-thing', { headers: operatorHeaders() });
     const body = await json(res);
     expect(res.status).toBe(404);
     expect(body.error.code).toBe('not_found');

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../workers/app';
-import { testEnv } from '../integration/helpers';
+import { operatorHeaders, testEnv } from '../integration/helpers';
 
 function captureLogs() {
   const lines: Record<string, unknown>[] = [];
@@ -54,13 +54,13 @@ describe('request logging', () => {
     const { lines } = captureLogs();
     const app = createApp();
     const slowEnv = { ...testEnv, REQUEST_LOG_SLOW_MS: '1', DATABASE_HTTP_ENDPOINT: 'http://127.0.0.1:9/sql' };
-    app.get('/api/v1/wait', async (c) => {
+    app.get('/healthz-slow', async (c) => {
       await new Promise((r) => setTimeout(r, 20));
       return c.json({ ok: true });
     });
-    await app.request('/api/v1/wait', {}, slowEnv);
+    await app.request('/healthz-slow', {}, slowEnv);
     await app.request('/readyz', {}, slowEnv);
-    expect(lines.find((l) => l.path === '/api/v1/wait')).toMatchObject({ level: 'warn', event: 'http.request.slow' });
+    expect(lines.find((l) => l.path === '/healthz-slow')).toMatchObject({ level: 'warn', event: 'http.request.slow' });
     expect(lines.find((l) => l.path === '/readyz')).toMatchObject({ level: 'info', event: 'http.request' });
   });
 });

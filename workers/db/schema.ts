@@ -1,6 +1,18 @@
 /** The database schema. Change it here, then `npm run db:generate` writes the migration. */
 import { sql } from 'drizzle-orm';
-import { boolean, check, index, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import {
+  type AnyPgColumn,
+  boolean,
+  check,
+  index,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 
 /**
  * Who did what: one row per mutation and per security event. Append-only; organizations are
@@ -33,4 +45,154 @@ export const auditLogs = pgTable(
       sql`${t.actorType} in ('user', 'api_key', 'agent', 'webhook', 'system', 'anonymous')`,
     ),
   ],
+);
+
+const timestamps = {
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+};
+
+/** Operators. `subject` is `local` in local mode, the JWT `sub` otherwise. */
+export const users = pgTable('users', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  subject: text('subject').notNull().unique(),
+  email: text('email'),
+  name: text('name'),
+  activeOrganizationId: uuid('active_organization_id').references((): AnyPgColumn => organizations.id, {
+    onDelete: 'set null',
+  }),
+  /** revoke-all: sessions issued before this instant are refused. */
+  credentialsRevokedAt: timestamp('credentials_revoked_at', { withTimezone: true }),
+  ...timestamps,
+});
+
+export const organizations = pgTable('organizations', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  /** While set, the organization's agents and API keys get 423. */
+  lockedAt: timestamp('locked_at', { withTimezone: true }),
+  ...timestamps,
+});
+
+export const organizationMembers = pgTable(
+  'organization_members',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    role: text('role').notNull(),
+    allBoardsRead: boolean('all_boards_read').notNull().default(false),
+    allBoardsWrite: boolean('all_boards_write').notNull().default(false),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex('organization_members_org_user_idx').on(t.organizationId, t.userId),
+    index('organization_members_user_idx').on(t.userId),
+    check('organization_members_role_check', sql`${t.role} in ('owner', 'admin', 'member')`),
+  ],
+);
+
+/** A first form of boards (the domain issue adds the rest): enough for board access and agents. */
+export const boards = pgTable(
+  'boards',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    ...timestamps,
+  },
+  (t) => [index('boards_org_idx').on(t.organizationId)],
+);
+
+export const memberBoardAccess = pgTable(
+  'member_board_access',
+  {
+    memberId: uuid('member_id')
+      .notNull()
+      .references(() => organizationMembers.id, { onDelete: 'cascade' }),
+    boardId: uuid('board_id')
+      .notNull()
+      .references(() => boards.id, { onDelete: 'cascade' }),
+    canRead: boolean('can_read').notNull().default(true),
+    canWrite: boolean('can_write').notNull().default(false),
+  },
+  (t) => [primaryKey({ columns: [t.memberId, t.boardId] })],
+);
+
+export const invites = pgTable(
+  'invites',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    email: text('email'),
+    role: text('role').notNull(),
+    allBoardsRead: boolean('all_boards_read').notNull().default(false),
+    allBoardsWrite: boolean('all_boards_write').notNull().default(false),
+    tokenHash: text('token_hash').notNull().unique(),
+    invitedBy: uuid('invited_by').references(() => users.id, { onDelete: 'set null' }),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    acceptedAt: timestamp('accepted_at', { withTimezone: true }),
+    acceptedBy: uuid('accepted_by').references(() => users.id, { onDelete: 'set null' }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('invites_org_idx').on(t.organizationId),
+    check('invites_role_check', sql`${t.role} in ('admin', 'member')`),
+  ],
+);
+
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    /** First characters of the secret, to tell keys apart in lists. */
+    prefix: text('prefix').notNull(),
+    keyHash: text('key_hash').notNull().unique(),
+    scopes: text('scopes').array().notNull(),
+    createdBy: uuid('created_by').references(() => users.id, { onDelete: 'set null' }),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('api_keys_org_idx').on(t.organizationId),
+    check('api_keys_scopes_check', sql`${t.scopes} <@ array['admin', 'read', 'write', 'approvals']::text[]`),
+  ],
+);
+
+/** A first form of agents (the domain issue adds status and provisioning). */
+export const agents = pgTable(
+  'agents',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    boardId: uuid('board_id')
+      .notNull()
+      .references(() => boards.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    isLead: boolean('is_lead').notNull().default(false),
+    /** SHA-256 of the current token; null once revoked. Unique, so lookup is one index probe. */
+    tokenHash: text('token_hash').unique(),
+    tokenPrefix: text('token_prefix'),
+    tokenRevokedAt: timestamp('token_revoked_at', { withTimezone: true }),
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+    ...timestamps,
+  },
+  (t) => [index('agents_org_idx').on(t.organizationId), index('agents_board_idx').on(t.boardId)],
 );

@@ -1,0 +1,151 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import {
+  AGENT_TOKEN_PREFIX,
+  API_KEY_PREFIX,
+  type Failure,
+  verifyAgentToken,
+  verifyApiKey,
+  verifyOperator,
+} from '../auth/authenticate';
+import { actorId, organizationOf, type Principal } from '../auth/principal';
+import { openDatabase } from '../db/client';
+import { AppError } from '../lib/errors';
+import { log } from '../lib/log';
+import type { RateLimiter } from '../lib/rate-limiter';
+import { isPublicRoute } from '../routes/registry';
+import { type AuditContext, auditInsert } from '../services/audit';
+import type { AppEnv } from '../types';
+
+const AGENT_API = '/api/v1/agent/';
+
+function bearer(c: Context<AppEnv>): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('Authorization') ?? '');
+  return match?.[1];
+}
+
+export function clientIp(c: Context<AppEnv>): string | null {
+  return c.req.header('CF-Connecting-IP') ?? null;
+}
+
+function unauthenticated(): AppError {
+  // One message for every failure, so nothing tells an unknown credential from a revoked one.
+  return new AppError(401, 'unauthenticated', 'Missing or invalid credentials.', {
+    headers: { 'WWW-Authenticate': 'Bearer realm="mission-control", error="invalid_token"' },
+  });
+}
+
+function locked(): AppError {
+  return new AppError(423, 'organization_locked', 'This organization is locked; an owner must unlock it.');
+}
+
+/**
+ * Verifies the credential on every non-public /api/v1 route (one indexed query, no cache) and sets
+ * `principal`, `db` and the audit context. Agents use /api/v1/agent/* only; operators and API keys
+ * everything else. Failures are audited; failed agent authentication is rate limited per IP.
+ */
+export function authenticate(options: { limiter: RateLimiter }): MiddlewareHandler<AppEnv> {
+  const { limiter } = options;
+  return async function authenticateMiddleware(c, next) {
+    if (isPublicRoute(c.req.method, c.req.path)) return next();
+    const settings = c.var.settings;
+    const db = await openDatabase(settings);
+    const origin = { ip: clientIp(c), userAgent: c.req.header('User-Agent') ?? null, requestId: c.var.requestId };
+    const agentRoute = c.req.path.startsWith(AGENT_API);
+    const token = agentRoute ? (c.req.header('X-Agent-Token') ?? bearer(c)) : bearer(c);
+
+    const refuse = async (failure: Failure, actorType: AuditContext['actorType']) => {
+      const prefix = token?.slice(0, 6) ?? null;
+      log('warn', 'auth.failed', {
+        reason: failure.reason,
+        token_prefix: prefix,
+        ip: origin.ip,
+        request_id: origin.requestId,
+      });
+      await auditInsert(
+        db,
+        { ...origin, organizationId: failure.organizationId ?? null, actorType, actorId: null },
+        {
+          action: 'auth.failed',
+          success: false,
+          details: { reason: failure.reason, token_prefix: prefix, path: c.req.path },
+        },
+      );
+      throw failure.status === 423 ? locked() : unauthenticated();
+    };
+
+    let principal: Principal;
+    if (agentRoute) {
+      const ipKey = `agent-auth-failed:${origin.ip ?? 'unknown'}`;
+      const budget = await limiter.peek(ipKey, settings.AGENT_AUTH_FAILURE_LIMIT);
+      if (!budget.allowed) throw tooMany(budget.retryAfterSeconds);
+      if (!token) throw unauthenticated();
+      const result = await verifyAgentToken(db, token);
+      if (!result.ok) {
+        if (result.status === 401) await limiter.hit(ipKey, settings.AGENT_AUTH_FAILURE_LIMIT);
+        return refuse(result, 'agent');
+      }
+      const decision = await limiter.hit(`agent:${result.principal.agentId}`, settings.AGENT_RATE_LIMIT);
+      if (!decision.allowed) throw tooMany(decision.retryAfterSeconds);
+      principal = result.principal;
+    } else if (!token) {
+      throw unauthenticated();
+    } else if (token.startsWith(API_KEY_PREFIX)) {
+      const result = await verifyApiKey(db, token);
+      if (!result.ok) return refuse(result, 'api_key');
+      principal = result.principal;
+    } else if (token.startsWith(AGENT_TOKEN_PREFIX)) {
+      // An agent token outside the agent API: refuse without a lookup, it cannot act here.
+      return refuse({ ok: false, reason: 'agent_token_outside_agent_api', status: 401 }, 'agent');
+    } else {
+      const result = await verifyOperator(db, settings, token, origin);
+      if (!result.ok) return refuse(result, 'user');
+      principal = result.principal;
+    }
+
+    c.set('principal', principal);
+    c.set('db', db);
+    c.set('audited', false);
+    c.set('audit', {
+      ...origin,
+      organizationId: organizationOf(principal),
+      actorType: principal.kind,
+      actorId: actorId(principal),
+    });
+    await next();
+  };
+}
+
+function tooMany(retryAfterSeconds: number): AppError {
+  return new AppError(429, 'rate_limited', 'Too many requests; slow down.', {
+    headers: { 'Retry-After': String(retryAfterSeconds) },
+  });
+}
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * A mutation that failed after authentication still leaves an audit row, whatever the handler
+ * did: handlers mark `audited` when their own batch wrote one.
+ */
+export function auditFailedMutations(): MiddlewareHandler<AppEnv> {
+  return async function auditFailedMutationsMiddleware(c, next) {
+    await next();
+    // Hono has already turned a thrown error into the response; c.error keeps the error itself.
+    const status = c.res.status;
+    if (!MUTATING.has(c.req.method) || status < 400 || !c.var.principal || c.var.audited) return;
+    try {
+      await auditInsert(c.var.db, c.var.audit, {
+        action: 'request.failed',
+        success: false,
+        details: {
+          method: c.req.method,
+          path: c.req.path,
+          status,
+          code: c.error instanceof AppError ? c.error.code : null,
+        },
+      });
+    } catch (err) {
+      log('error', 'audit.write_failed', { request_id: c.var.requestId, error: (err as Error).message });
+    }
+  };
+}

@@ -1,0 +1,65 @@
+/** Audit rows: who did what, from where. Built as statements so they join the change's batch. */
+import { type SQLWrapper, sql } from 'drizzle-orm';
+import type { Database } from '../db/client';
+import { auditLogs } from '../db/schema';
+
+export type ActorType = 'user' | 'api_key' | 'agent' | 'webhook' | 'system' | 'anonymous';
+
+/** Who is acting and from where; set once per request by the auth middleware. */
+export interface AuditContext {
+  organizationId: string | null;
+  actorType: ActorType;
+  actorId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string;
+}
+
+export interface AuditEntry {
+  action: string;
+  targetType?: string;
+  targetId?: string;
+  success?: boolean;
+  details?: Record<string, unknown>;
+  /** Overrides the context's organization (e.g. an admin acting on another organization). */
+  organizationId?: string | null;
+}
+
+export function auditInsert(db: Database, ctx: AuditContext, entry: AuditEntry) {
+  return db.insert(auditLogs).values({
+    organizationId: entry.organizationId === undefined ? ctx.organizationId : entry.organizationId,
+    actorType: ctx.actorType,
+    actorId: ctx.actorId,
+    action: entry.action,
+    success: entry.success ?? true,
+    targetType: entry.targetType ?? null,
+    targetId: entry.targetId ?? null,
+    ip: ctx.ip,
+    userAgent: ctx.userAgent?.slice(0, 512) ?? null,
+    requestId: ctx.requestId,
+    details: entry.details ?? {},
+  });
+}
+
+/**
+ * One atomic statement: `statement` (an INSERT/UPDATE/DELETE ... RETURNING) plus its audit row,
+ * written only for rows the statement actually touched. Returns the touched rows.
+ */
+export async function mutateWithAudit<T extends Record<string, unknown>>(
+  db: Database,
+  ctx: AuditContext,
+  entry: Omit<AuditEntry, 'targetId'>,
+  statement: SQLWrapper,
+): Promise<T[]> {
+  const org = entry.organizationId === undefined ? ctx.organizationId : entry.organizationId;
+  const result = await db.execute<T>(sql`
+    WITH changed AS (${statement}),
+    audit AS (
+      INSERT INTO audit_logs (organization_id, actor_type, actor_id, action, success, target_type, target_id, ip, user_agent, request_id, details)
+      SELECT ${org}, ${ctx.actorType}, ${ctx.actorId}, ${entry.action}, ${entry.success ?? true}, ${entry.targetType ?? null},
+             changed.id::text, ${ctx.ip}, ${ctx.userAgent?.slice(0, 512) ?? null}, ${ctx.requestId}, ${JSON.stringify(entry.details ?? {})}::jsonb
+      FROM changed
+    )
+    SELECT * FROM changed`);
+  return result.rows;
+}
