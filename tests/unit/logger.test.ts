@@ -63,4 +63,22 @@ describe('request logging', () => {
     expect(lines.find((l) => l.path === '/healthz-slow')).toMatchObject({ level: 'warn', event: 'http.request.slow' });
     expect(lines.find((l) => l.path === '/readyz')).toMatchObject({ level: 'info', event: 'http.request' });
   });
+
+  it('logs a failed query without its parameters, and answers 500 without internals', async () => {
+    const { raw } = captureLogs();
+    const app = createApp();
+    app.get('/healthz-broken', () => {
+      throw new Error('Failed query: insert into api_keys (key_hash) values ($1)\nparams: hash-of-a-secret', {
+        cause: Object.assign(new Error('duplicate key value'), { code: '23505' }),
+      });
+    });
+    const res = await app.request('/healthz-broken', {}, testEnv);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(res.status).toBe(500);
+    expect(body.error.code).toBe('internal_error');
+    expect(JSON.stringify(body)).not.toMatch(/insert|hash-of-a-secret/);
+    const all = raw.join('\n');
+    expect(all).toContain('23505');
+    expect(all).not.toContain('hash-of-a-secret');
+  });
 });

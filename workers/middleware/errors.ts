@@ -47,10 +47,7 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
       }),
     );
   }
-  log('error', 'http.unhandled_error', {
-    request_id: c.var.requestId,
-    error: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
-  });
+  log('error', 'http.unhandled_error', { request_id: c.var.requestId, error: describeError(err) });
   return respond(
     c,
     new AppError(500, 'internal_error', 'Something went wrong on our side. Quote the request id when reporting it.'),
@@ -74,4 +71,26 @@ export function validationHook(
       })),
     },
   });
+}
+
+/**
+ * What an unexpected error may put in a log line. Query errors name the SQL but never its
+ * parameters (they can hold secrets and token hashes); the database's own error comes from `cause`.
+ */
+function describeError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const cause = err.cause instanceof Error ? err.cause : undefined;
+  const withoutParams = (message: string) => message.split('\nparams:')[0]?.slice(0, 2000);
+  return {
+    name: err.name,
+    message: withoutParams(err.message),
+    code: (cause as { code?: unknown } | undefined)?.code ?? (err as { code?: unknown }).code,
+    cause: cause ? withoutParams(cause.message) : undefined,
+    // Frames only: the stack's first lines repeat the message, parameters included.
+    stack: err.stack
+      ?.split('\n')
+      .filter((line) => line.trimStart().startsWith('at '))
+      .slice(0, 8)
+      .join('\n'),
+  };
 }

@@ -53,7 +53,7 @@ export async function mutateWithAudit<T extends Record<string, unknown>>(
 ): Promise<T[]> {
   const org = entry.organizationId === undefined ? ctx.organizationId : entry.organizationId;
   const result = await db.execute<T>(sql`
-    WITH changed AS (${statement}),
+    WITH changed AS (${statement.getSQL()}),
     audit AS (
       INSERT INTO audit_logs (organization_id, actor_type, actor_id, action, success, target_type, target_id, ip, user_agent, request_id, details)
       SELECT ${org}, ${ctx.actorType}, ${ctx.actorId}, ${entry.action}, ${entry.success ?? true}, ${entry.targetType ?? null},
