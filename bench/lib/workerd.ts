@@ -53,13 +53,18 @@ export async function startWorker(modulePath: string, bindings: Record<string, s
     join(dir, 'config.capnp'),
     `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
-  services = [(name = "main", worker = .worker)],
+  services = [
+    (name = "main", worker = .worker),
+    # The Worker may reach the local SQL endpoint on loopback, as wrangler dev allows.
+    (name = "loopback", network = (allow = ["public", "private", "local"])),
+  ],
   sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
 );
 const worker :Workerd.Worker = (
   modules = [(name = "worker.js", esModule = embed "worker.js")],
   compatibilityDate = "${COMPATIBILITY_DATE}",
   bindings = [${bindingList}],
+  globalOutbound = "loopback",
 );
 `,
   );
