@@ -21,6 +21,8 @@ export default defineConfig({
                 TEST_EMPTY_SQL_ENDPOINT: inject('emptySqlEndpoint'),
                 TEST_FAULTY_SQL_ENDPOINT: inject('faultySqlEndpoint'),
                 TEST_FAULT_CONTROL: inject('faultControl'),
+                TEST_JWKS_URL: inject('jwksUrl'),
+                TEST_JWT_PRIVATE_KEYS: inject('jwtPrivateKeys'),
               },
             },
           })),

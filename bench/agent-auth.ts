@@ -58,7 +58,8 @@ export async function benchAgentAuth(
         connections: config.connections,
         headers: { 'X-Agent-Token': `mca_bench_${size}` },
       };
-      await measure(worker, '/api/v1/agent/me', { ...load, seconds: 2 });
+      // Warm up longer before the first size, so JIT and connection warm-up do not flatter later sizes.
+      await measure(worker, '/api/v1/agent/me', { ...load, seconds: size === SIZES[0] ? config.seconds : 2 });
       for (let run = 1; run <= config.runs; run++) {
         const m = await measure(worker, '/api/v1/agent/me', load);
         results.set(size, [...(results.get(size) ?? []), m]);

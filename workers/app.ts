@@ -9,9 +9,16 @@ import { logger } from './middleware/logger';
 import { requestId } from './middleware/request-id';
 import { securityHeaders } from './middleware/security-headers';
 import { requireValidSettings, settings } from './middleware/settings';
+import { adminRoutes } from './routes/admin';
+import { agentApiRoutes } from './routes/agent-api';
+import { agentRoutes } from './routes/agents';
 import { apiKeyRoutes } from './routes/api-keys';
+import { auditLogRoutes } from './routes/audit-logs';
+import { boardRoutes } from './routes/boards';
 import { mountDocs } from './routes/docs';
 import { healthRoutes } from './routes/health';
+import { organizationRoutes } from './routes/organizations';
+import { userRoutes } from './routes/users';
 import type { AppEnv } from './types';
 
 const PROBES = ['/healthz', '/readyz'];
@@ -35,6 +42,13 @@ export function createApp(): OpenAPIHono<AppEnv> {
 
   app.route('/', healthRoutes);
   app.route('/', apiKeyRoutes);
+  app.route('/', userRoutes);
+  app.route('/', organizationRoutes);
+  app.route('/', boardRoutes);
+  app.route('/', agentRoutes);
+  app.route('/', agentApiRoutes);
+  app.route('/', adminRoutes);
+  app.route('/', auditLogRoutes);
   mountDocs(app);
 
   app.onError(onError);

@@ -6,8 +6,9 @@ import { z } from 'zod';
 
 const blankAsUnset = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess(blankAsUnset, schema.optional());
+// prefault, not default: zod 4 returns a default as-is, skipping the schema's transforms.
 const withDefault = <T extends z.ZodType>(schema: T, fallback: z.input<T>) =>
-  z.preprocess(blankAsUnset, schema.default(fallback as never));
+  z.preprocess(blankAsUnset, schema.prefault(fallback as never));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const PLACEHOLDER = /change[-_ ]?me|replace[-_ ]?me|placeholder|your[-_ ]|example|^(.)\1+$/i;

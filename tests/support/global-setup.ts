@@ -1,6 +1,7 @@
 /**
  * Starts what the workerd tests talk to: the SQL endpoint over a migrated test database, one over
- * an empty database, and one whose database link the tests can cut through `faultControl`.
+ * an empty database, and one whose database link the tests can cut through `faultControl`; and a
+ * stand-in OIDC issuer JWKS (`jwksUrl`, with the private keys in `jwtPrivateKeys`).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import { migrate } from '../../cli/lib/migrations.ts';
 import { postgresBackend } from '../../cli/sql-endpoint/backends.ts';
 import { startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
 import { createTestDatabase, testToken } from './databases.ts';
+import { startJwksServer } from './jwks.ts';
 import { startTcpProxy } from './tcp-proxy.ts';
 
 export default async function setup(project: TestProject) {
@@ -49,6 +51,7 @@ export default async function setup(project: TestProject) {
     res.end('ok');
   });
   await new Promise<void>((resolve) => control.listen(0, '127.0.0.1', resolve));
+  const jwks = await startJwksServer();
 
   project.provide('backendKind', main.backend.kind);
   project.provide('sqlEndpoint', mainEndpoint.url);
@@ -56,9 +59,12 @@ export default async function setup(project: TestProject) {
   project.provide('emptySqlEndpoint', emptyEndpoint.url);
   project.provide('faultySqlEndpoint', faulty.url);
   project.provide('faultControl', `http://127.0.0.1:${(control.address() as AddressInfo).port}`);
+  project.provide('jwksUrl', jwks.jwksUrl);
+  project.provide('jwtPrivateKeys', JSON.stringify(jwks.privateKeys));
 
   return async () => {
     control.close();
+    await jwks.close();
     await faulty.close();
     await proxy.close();
     await mainEndpoint.close();

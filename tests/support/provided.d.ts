@@ -9,6 +9,10 @@ declare module 'vitest' {
     /** The migrated database behind a link the tests can cut (`faultControl` POST /down, /up). */
     faultySqlEndpoint: string;
     faultControl: string;
+    /** JWKS of a stand-in OIDC issuer (tests/support/jwks.ts); `/sets/{name}/...` for separate sets. */
+    jwksUrl: string;
+    /** JSON `{RS256: JWK, ES256: JWK}`: the private keys behind jwksUrl, to sign test tokens. */
+    jwtPrivateKeys: string;
   }
 }
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../workers/app';
-import { operatorHeaders, testEnv } from '../integration/helpers';
+import { testEnv } from '../integration/helpers';
 
 function captureLogs() {
   const lines: Record<string, unknown>[] = [];

