@@ -1,5 +1,5 @@
 /** Audit rows: who did what, from where. Built as statements so they join the change's batch. */
-import { type SQLWrapper, sql } from 'drizzle-orm';
+import { type SQL, type SQLWrapper, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { auditLogs } from '../db/schema';
 
@@ -42,24 +42,50 @@ export function auditInsert(db: Database, ctx: AuditContext, entry: AuditEntry) 
 }
 
 /**
- * One atomic statement: `statement` (an INSERT/UPDATE/DELETE ... RETURNING) plus its audit row,
- * written only for rows the statement actually touched. Returns the touched rows.
+ * `INSERT INTO audit_logs ... SELECT ... FROM <from>`, to sit in the WITH list of the statement
+ * that makes the change: one audit row per row of `from`, so only if the change happened.
+ */
+export function auditRowsFrom(
+  ctx: AuditContext,
+  entry: {
+    action: string | SQL;
+    targetType: string;
+    organizationId: SQL;
+    targetId: SQL;
+    details: SQL;
+    from: SQL;
+    success?: boolean;
+  },
+): SQL {
+  return sql`INSERT INTO audit_logs (organization_id, actor_type, actor_id, action, success, target_type, target_id, ip, user_agent, request_id, details)
+    SELECT ${entry.organizationId}, ${ctx.actorType}::text, ${ctx.actorId}::text, ${entry.action}::text, ${entry.success ?? true},
+           ${entry.targetType}::text, ${entry.targetId}, ${ctx.ip}::text, ${ctx.userAgent?.slice(0, 512) ?? null}::text,
+           ${ctx.requestId}::text, ${entry.details}
+    FROM ${entry.from}`;
+}
+
+/**
+ * One atomic statement: `statement` (an INSERT/UPDATE/DELETE ... RETURNING with an `id` column)
+ * plus its audit row, written only for rows the statement touched. Returns the touched rows.
  */
 export async function mutateWithAudit<T extends Record<string, unknown>>(
   db: Database,
   ctx: AuditContext,
-  entry: Omit<AuditEntry, 'targetId'>,
+  entry: Omit<AuditEntry, 'targetId'> & { targetType: string },
   statement: SQLWrapper,
 ): Promise<T[]> {
   const org = entry.organizationId === undefined ? ctx.organizationId : entry.organizationId;
   const result = await db.execute<T>(sql`
     WITH changed AS (${statement.getSQL()}),
-    audit AS (
-      INSERT INTO audit_logs (organization_id, actor_type, actor_id, action, success, target_type, target_id, ip, user_agent, request_id, details)
-      SELECT ${org}, ${ctx.actorType}, ${ctx.actorId}, ${entry.action}, ${entry.success ?? true}, ${entry.targetType ?? null},
-             changed.id::text, ${ctx.ip}, ${ctx.userAgent?.slice(0, 512) ?? null}, ${ctx.requestId}, ${JSON.stringify(entry.details ?? {})}::jsonb
-      FROM changed
-    )
+    audit AS (${auditRowsFrom(ctx, {
+      action: entry.action,
+      targetType: entry.targetType,
+      organizationId: sql`${org}::uuid`,
+      targetId: sql`changed.id::text`,
+      details: sql`${JSON.stringify(entry.details ?? {})}::jsonb`,
+      from: sql`changed`,
+      success: entry.success,
+    })})
     SELECT * FROM changed`);
   return result.rows;
 }

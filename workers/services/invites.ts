@@ -6,12 +6,13 @@
 import { and, count, desc, eq, sql } from 'drizzle-orm';
 import type { Role } from '../auth/principal';
 import type { Database } from '../db/client';
+import { pgErrorCode, UNIQUE_VIOLATION } from '../db/errors';
 import { fromRow } from '../db/rows';
 import { invites } from '../db/schema';
 import { randomSecret, sha256Hex } from '../lib/crypto';
 import { AppError } from '../lib/errors';
-import { type AuditContext, mutateWithAudit } from './audit';
-import { auditRowsFrom, type Organization, type Page, pgErrorCode, UNIQUE_VIOLATION } from './organizations';
+import { type AuditContext, auditRowsFrom, mutateWithAudit } from './audit';
+import type { Organization, Page } from './organizations';
 
 export const INVITE_PREFIX = 'mci_';
 export const INVITE_ROLES = ['admin', 'member'] as const;

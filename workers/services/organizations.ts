@@ -3,12 +3,12 @@
  * Every rule concurrency could break (the last owner, who may touch an owner) is a condition of
  * the one statement that makes the change, and that statement writes the audit row too.
  */
-import { and, asc, count, eq, type SQL, sql } from 'drizzle-orm';
+import { and, asc, count, eq, sql } from 'drizzle-orm';
 import type { Membership, Role } from '../auth/principal';
 import type { Database } from '../db/client';
 import { organizationMembers, organizations, users } from '../db/schema';
 import { AppError } from '../lib/errors';
-import type { AuditContext } from './audit';
+import { type AuditContext, auditRowsFrom } from './audit';
 
 export type Organization = typeof organizations.$inferSelect;
 
@@ -39,32 +39,6 @@ export interface Page {
   limit: number;
   offset: number;
 }
-
-/**
- * `INSERT INTO audit_logs ... SELECT ... FROM <from>`, to sit in the WITH list of the statement
- * that makes the change: one audit row per row of `from`, only if the change happened.
- */
-export function auditRowsFrom(
-  ctx: AuditContext,
-  entry: { action: string | SQL; targetType: string; organizationId: SQL; targetId: SQL; details: SQL; from: SQL },
-): SQL {
-  return sql`INSERT INTO audit_logs (organization_id, actor_type, actor_id, action, success, target_type, target_id, ip, user_agent, request_id, details)
-    SELECT ${entry.organizationId}, ${ctx.actorType}::text, ${ctx.actorId}::text, ${entry.action}::text, true,
-           ${entry.targetType}::text, ${entry.targetId}, ${ctx.ip}::text, ${ctx.userAgent?.slice(0, 512) ?? null}::text,
-           ${ctx.requestId}::text, ${entry.details}
-    FROM ${entry.from}`;
-}
-
-/** The Postgres error code behind a driver error (drizzle wraps the driver's error as `cause`). */
-export function pgErrorCode(err: unknown): string | undefined {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; depth++) {
-    if (typeof e.code === 'string') return e.code;
-    e = e.cause as typeof e;
-  }
-  return undefined;
-}
-
-export const UNIQUE_VIOLATION = '23505';
 
 // ---------------------------------------------------------------------------------------------
 // Organizations
