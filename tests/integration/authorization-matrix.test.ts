@@ -37,12 +37,14 @@ const isPublic = (r: Route) => PUBLIC_ROUTES.some((p) => p.method === r.method &
 /** Ids of organization A's objects, by the path segment that names their collection. */
 const fixtures: Record<string, string> = {};
 let foreignKey = '';
+let readOnlyKey = '';
 
 beforeAll(async () => {
   // Organization A: the local operator's own, with one object of every kind.
   const board = await post('/api/v1/boards', { name: 'matrix board' });
   const agent = await post('/api/v1/agents', { board_id: board.id, name: 'matrix agent' });
   const key = await post('/api/v1/api-keys', { name: 'matrix key', scopes: ['read'] });
+  readOnlyKey = key.secret;
   const db = await openDatabase(settingsSchema.parse(testEnv));
   const [user] = (
     await db.execute<{ id: string; org: string; member: string }>(
@@ -133,5 +135,26 @@ describe('authorization matrix', () => {
       expect([401, 403, 404], `${route.method} ${route.path} answered ${res.status}`).toContain(res.status);
     }
     console.log(`by-id routes with another organization's credential:\n  ${outcomes.join('\n  ')}`);
+  });
+
+  it("gives an API key with only the read scope 403 on every write route of its own organization", async () => {
+    const writes = routes.filter((r) => !isPublic(r) && ['POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method));
+    expect(writes.length).toBeGreaterThan(5);
+    const body = universalBody.replaceAll('""', `"${fixtures.boards}"`);
+    const outcomes: string[] = [];
+    for (const route of writes) {
+      const path = concrete(route.path.replace(/\{(\w+)\}/g, ':$1'));
+      expect(path, `no fixture for ${route.method} ${route.path}`).toBeDefined();
+      const res = await api(path ?? '', {
+        method: route.method,
+        headers: { Authorization: `Bearer ${readOnlyKey}`, 'Content-Type': 'application/json' },
+        body,
+      });
+      outcomes.push(`${res.status} ${route.method} ${route.path}`);
+      // Agent routes refuse every API key at authentication (401); all others must say 403.
+      const expected = route.path.startsWith('/api/v1/agent/') ? 401 : 403;
+      expect(res.status, `${route.method} ${route.path}`).toBe(expected);
+    }
+    console.log(`write routes with a read-only API key:\n  ${outcomes.join('\n  ')}`);
   });
 });
