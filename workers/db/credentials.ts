@@ -3,6 +3,7 @@
  * "Last used" stamps ride along in the same statement, at most once a minute per credential.
  */
 import { sql } from 'drizzle-orm';
+import { auditRowsFrom } from './audit-rows';
 import type { Database } from './client';
 
 export type ApiKeyRow = {
@@ -98,7 +99,15 @@ export async function provisionOperator(
       INSERT INTO organization_members (organization_id, user_id, role, all_boards_read, all_boards_write)
       SELECT o.id, u.id, 'owner', true, true FROM o, u RETURNING id
     )
-    INSERT INTO audit_logs (organization_id, actor_type, actor_id, action, target_type, target_id, ip, user_agent, request_id)
-    SELECT o.id, 'user', u.id::text, 'user.provision', 'user', u.id::text, ${audit.ip}, ${audit.userAgent}, ${audit.requestId}
-    FROM o, u`);
+    ${auditRowsFrom(
+      { ...audit, organizationId: orgId, actorType: 'user', actorId: userId },
+      {
+        action: 'user.provision',
+        targetType: 'user',
+        organizationId: sql`o.id`,
+        targetId: sql`u.id::text`,
+        details: sql`'{}'::jsonb`,
+        from: sql`o, u`,
+      },
+    )}`);
 }

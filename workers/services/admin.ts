@@ -9,7 +9,7 @@ import { organizationMembers, organizations } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { log } from '../lib/log';
 import { type Agent, revokeAgentToken } from './agents';
-import { type AuditContext, mutateWithAudit } from './audit';
+import { type AuditContext, auditRowsFrom, mutateWithAudit } from './audit';
 
 export type Organization = typeof organizations.$inferSelect;
 
@@ -33,11 +33,14 @@ export async function revokeAllForUser(db: Database, ctx: AuditContext, userId: 
       WHERE created_by IN (SELECT id FROM u) AND revoked_at IS NULL
       RETURNING id
     ), audit AS (
-      INSERT INTO audit_logs (organization_id, actor_type, actor_id, action, success, target_type, target_id, ip, user_agent, request_id, details)
-      SELECT ${ctx.organizationId}, ${ctx.actorType}, ${ctx.actorId}, 'user.revoke_all', true, 'user', u.id::text,
-             ${ctx.ip}, ${ctx.userAgent?.slice(0, 512) ?? null}, ${ctx.requestId},
-             jsonb_build_object('api_keys_revoked', (SELECT count(*) FROM k), 'sessions_issued_before', u.credentials_revoked_at)
-      FROM u
+      ${auditRowsFrom(ctx, {
+        action: 'user.revoke_all',
+        targetType: 'user',
+        organizationId: sql`${ctx.organizationId}::uuid`,
+        targetId: sql`u.id::text`,
+        details: sql`jsonb_build_object('api_keys_revoked', (SELECT count(*) FROM k), 'sessions_issued_before', u.credentials_revoked_at)`,
+        from: sql`u`,
+      })}
     )
     SELECT u.id, extract(epoch FROM u.credentials_revoked_at)::float8 AS revoked_epoch, (SELECT count(*) FROM k)::int AS api_keys_revoked FROM u`);
   const row = result.rows[0];
