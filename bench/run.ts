@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, results written to docs/PERFORMANCE.md.
  * BENCH_SECONDS (default 10) per measurement, BENCH_RUNS (default 3) repetitions,
- * BENCH_CONNECTIONS (default 32), BENCH_ONLY (comma list: edge-cpu, agent-auth),
+ * BENCH_CONNECTIONS (default 32), BENCH_ONLY (comma list: edge-cpu, agent-auth, events),
  * BENCH_DATABASE_URL (run database benchmarks on this PostgreSQL instead of PGlite).
  */
 import { randomBytes } from 'node:crypto';
@@ -10,6 +10,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { benchAgentAuth } from './agent-auth.ts';
 import { benchEdgeCpu } from './edge-cpu.ts';
+import { benchEvents } from './events.ts';
 import { bundleWorker, ROOT } from './lib/workerd.ts';
 
 export interface BenchConfig {
@@ -34,7 +35,7 @@ const settings = {
   ENCRYPTION_KEY: randomBytes(32).toString('base64'),
 };
 
-const benchmarks = { 'edge-cpu': benchEdgeCpu, 'agent-auth': benchAgentAuth };
+const benchmarks = { 'edge-cpu': benchEdgeCpu, 'agent-auth': benchAgentAuth, events: benchEvents };
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 
 const bundle = bundleWorker();

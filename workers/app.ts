@@ -9,15 +9,23 @@ import { logger } from './middleware/logger';
 import { requestId } from './middleware/request-id';
 import { securityHeaders } from './middleware/security-headers';
 import { requireValidSettings, settings } from './middleware/settings';
+import { activityRoutes } from './routes/activity';
 import { adminRoutes } from './routes/admin';
 import { agentApiRoutes } from './routes/agent-api';
+import { agentTaskRoutes } from './routes/agent-tasks';
 import { agentRoutes } from './routes/agents';
 import { apiKeyRoutes } from './routes/api-keys';
+import { approvalRoutes } from './routes/approvals';
 import { auditLogRoutes } from './routes/audit-logs';
+import { boardGroupRoutes } from './routes/board-groups';
+import { boardMemoryRoutes } from './routes/board-memory';
 import { boardRoutes } from './routes/boards';
+import { customFieldRoutes } from './routes/custom-fields';
 import { mountDocs } from './routes/docs';
+import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { organizationRoutes } from './routes/organizations';
+import { taskRoutes } from './routes/tasks';
 import { userRoutes } from './routes/users';
 import type { AppEnv } from './types';
 
@@ -42,6 +50,14 @@ export function createApp(): OpenAPIHono<AppEnv> {
 
   app.route('/', healthRoutes);
   app.route('/', apiKeyRoutes);
+  app.route('/', boardGroupRoutes);
+  app.route('/', approvalRoutes);
+  app.route('/', boardMemoryRoutes);
+  app.route('/', activityRoutes);
+  app.route('/', taskRoutes);
+  app.route('/', customFieldRoutes);
+  app.route('/', agentTaskRoutes);
+  app.route('/', eventRoutes);
   app.route('/', userRoutes);
   app.route('/', organizationRoutes);
   app.route('/', boardRoutes);

@@ -1,9 +1,11 @@
 import { SELF } from 'cloudflare:test';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { settingsSchema } from '../../workers/config';
 import { openDatabase } from '../../workers/db/client';
-import { auditLogs } from '../../workers/db/schema';
+import { agents, auditLogs } from '../../workers/db/schema';
+import { activityEvents, tasks } from '../../workers/db/schema-domain';
+import { sha256Hex } from '../../workers/lib/crypto';
 import { appWith, json, operatorHeaders, testEnv } from './helpers';
 
 const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
@@ -239,5 +241,170 @@ describe('agent authentication limits', () => {
       .where(and(eq(auditLogs.action, 'auth.failed'), eq(auditLogs.ip, ip)));
     expect(row).toMatchObject({ success: false, details: { token_prefix: token.slice(0, 6) } });
     expect(JSON.stringify(row)).not.toContain(token);
+  });
+});
+
+async function send(method: string, path: string, body?: unknown, headers: Record<string, string> = operatorHeaders()) {
+  const res = await api(path, {
+    method,
+    headers: { ...headers, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { res, body: text ? JSON.parse(text) : null };
+}
+
+async function database() {
+  return openDatabase(settingsSchema.parse(testEnv));
+}
+
+/** An admin API key of a fresh organization: the credential that must not reach this one's agents. */
+async function foreignAdminKey() {
+  const db = await database();
+  const org = crypto.randomUUID();
+  const secret = `mce_agentsforeign${crypto.randomUUID().replaceAll('-', '')}`;
+  await db.execute(sql`INSERT INTO organizations (id, name) VALUES (${org}, 'agents foreign')`);
+  await db.execute(sql`INSERT INTO api_keys (organization_id, name, prefix, key_hash, scopes)
+    VALUES (${org}, 'foreign admin', 'mce_agents', ${await sha256Hex(secret)}, array['admin'])`);
+  return bearer(secret);
+}
+
+async function boardWithCap(maxAgents: number) {
+  const { res, body } = await post('/api/v1/boards', { name: `cap ${maxAgents}`, max_agents: maxAgents });
+  expect(res.status).toBe(201);
+  return body as { id: string; organization_id: string };
+}
+
+async function eventsOf(agentId: string) {
+  const db = await database();
+  const rows = await db
+    .select()
+    .from(activityEvents)
+    .where(sql`${activityEvents.agentId} = ${agentId} OR ${activityEvents.payload}->>'agent_id' = ${agentId}`)
+    .orderBy(activityEvents.id);
+  return rows;
+}
+
+describe('agents on a board', () => {
+  it('starts agents as provisioning and lets managers rename, promote and set their status', async () => {
+    const board = await createBoard();
+    const agent = await createAgent(board.id);
+    expect(agent).toMatchObject({ status: 'provisioning', provision_error: null, is_lead: false });
+
+    const { res, body } = await send('PATCH', `/api/v1/agents/${agent.id}`, {
+      name: 'renamed',
+      is_lead: true,
+      status: 'updating',
+    });
+    expect(res.status).toBe(200);
+    expect(body).toMatchObject({ id: agent.id, name: 'renamed', is_lead: true, status: 'updating', has_token: true });
+    expect(body.token).toBeUndefined();
+    const read = await json(await api(`/api/v1/agents/${agent.id}`, { headers: operatorHeaders() }));
+    expect(read).toEqual(body);
+
+    expect(await auditActions(agent.id)).toEqual(expect.arrayContaining(['agent.create', 'agent.update']));
+    const events = await eventsOf(agent.id);
+    expect(events.map((e) => e.type)).toEqual(['agent.created', 'agent.updated']);
+    expect(events[0]).toMatchObject({ boardId: board.id, agentId: agent.id, actorType: 'user' });
+  });
+
+  it('keeps one lead per board: 409 lead_exists on create and on promotion', async () => {
+    const board = await createBoard();
+    await createAgent(board.id, { is_lead: true, name: 'lead' });
+    const second = await post('/api/v1/agents', { board_id: board.id, name: 'second lead', is_lead: true });
+    expect(second.res.status).toBe(409);
+    expect(second.body.error.code).toBe('lead_exists');
+
+    const worker = await createAgent(board.id);
+    const promote = await send('PATCH', `/api/v1/agents/${worker.id}`, { is_lead: true });
+    expect(promote.res.status).toBe(409);
+    expect(promote.body.error.code).toBe('lead_exists');
+    const list = await json(await api(`/api/v1/agents?board_id=${board.id}`, { headers: operatorHeaders() }));
+    expect(list.items.filter((a: { is_lead: boolean }) => a.is_lead)).toHaveLength(1);
+  });
+
+  it('caps workers at max_agents (the lead not counted) with 409 agent_limit_reached', async () => {
+    const board = await boardWithCap(2);
+    await createAgent(board.id, { name: 'w1' });
+    const lead = await createAgent(board.id, { name: 'lead', is_lead: true });
+    await createAgent(board.id, { name: 'w2' });
+    const third = await post('/api/v1/agents', { board_id: board.id, name: 'w3' });
+    expect(third.res.status).toBe(409);
+    expect(third.body.error).toMatchObject({ code: 'agent_limit_reached', details: { max_agents: 2 } });
+
+    // Demoting the lead into a full board would make a third worker.
+    const demote = await send('PATCH', `/api/v1/agents/${lead.id}`, { is_lead: false });
+    expect(demote.res.status).toBe(409);
+    expect(demote.body.error.code).toBe('agent_limit_reached');
+
+    // Raising the cap admits one more.
+    expect((await send('PATCH', `/api/v1/boards/${board.id}`, { max_agents: 3 })).res.status).toBe(200);
+    expect((await post('/api/v1/agents', { board_id: board.id, name: 'w3' })).res.status).toBe(201);
+    const zero = await boardWithCap(0);
+    expect((await post('/api/v1/agents', { board_id: zero.id, name: 'w' })).res.status).toBe(409);
+    expect((await post('/api/v1/agents', { board_id: zero.id, name: 'l', is_lead: true })).res.status).toBe(201);
+  });
+
+  it('admits exactly max_agents workers when creates race (meaningful on PostgreSQL)', async () => {
+    const board = await boardWithCap(3);
+    const attempts = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => post('/api/v1/agents', { board_id: board.id, name: `racer-${i}` })),
+    );
+    const statuses = attempts.map((a) => a.res.status).sort();
+    expect(statuses.filter((s) => s === 201)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(9);
+    for (const a of attempts.filter((x) => x.res.status === 409)) expect(a.body.error.code).toBe('agent_limit_reached');
+    const db = await database();
+    const stored = await db.select().from(agents).where(eq(agents.boardId, board.id));
+    expect(stored).toHaveLength(3);
+  });
+
+  it('deletes an agent: its token stops working, its tasks are unassigned, the event keeps its id', async () => {
+    const board = await createBoard();
+    const agent = await createAgent(board.id);
+    const db = await database();
+    const [task] = await db
+      .insert(tasks)
+      .values({ organizationId: board.organization_id, boardId: board.id, title: 't', assigneeAgentId: agent.id })
+      .returning();
+    const reader = await createKey(['read']);
+    expect((await send('DELETE', `/api/v1/agents/${agent.id}`, undefined, bearer(reader.secret))).res.status).toBe(403);
+    expect((await send('DELETE', `/api/v1/agents/${agent.id}`, undefined, await foreignAdminKey())).res.status).toBe(
+      404,
+    );
+
+    const { res } = await send('DELETE', `/api/v1/agents/${agent.id}`);
+    expect(res.status).toBe(204);
+    expect((await api(`/api/v1/agents/${agent.id}`, { headers: operatorHeaders() })).status).toBe(404);
+    expect((await send('DELETE', `/api/v1/agents/${agent.id}`)).res.status).toBe(404);
+    expect((await me(agentHeader(agent.token))).status).toBe(401);
+    const [after] = await db
+      .select()
+      .from(tasks)
+      .where(eq(tasks.id, task?.id ?? ''));
+    expect(after?.assigneeAgentId).toBeNull();
+
+    expect(await auditActions(agent.id)).toContain('agent.delete');
+    const deleted = (await eventsOf(agent.id)).find((e) => e.type === 'agent.deleted');
+    expect(deleted).toMatchObject({ boardId: board.id, agentId: null });
+    expect(deleted?.payload).toMatchObject({ agent_id: agent.id, name: 'worker-1' });
+  });
+
+  it('refuses updates from read keys (403), other organizations (404) and bad input (422)', async () => {
+    const board = await createBoard();
+    const agent = await createAgent(board.id);
+    const reader = await createKey(['read']);
+    expect((await send('PATCH', `/api/v1/agents/${agent.id}`, { name: 'x' }, bearer(reader.secret))).res.status).toBe(
+      403,
+    );
+    const foreign = await send('PATCH', `/api/v1/agents/${agent.id}`, { name: 'x' }, await foreignAdminKey());
+    expect(foreign.res.status).toBe(404);
+    expect((await send('PATCH', `/api/v1/agents/${crypto.randomUUID()}`, { name: 'x' })).res.status).toBe(404);
+    const bad = await send('PATCH', `/api/v1/agents/${agent.id}`, { name: '', is_lead: 'yes', status: 'asleep' });
+    expect(bad.res.status).toBe(422);
+    const paths = bad.body.error.details.issues.map((i: { path: string }) => i.path);
+    expect(paths).toEqual(expect.arrayContaining(['name', 'is_lead', 'status']));
+    const unchanged = await json(await api(`/api/v1/agents/${agent.id}`, { headers: operatorHeaders() }));
+    expect(unchanged).toMatchObject({ name: 'worker-1', status: 'provisioning' });
   });
 });

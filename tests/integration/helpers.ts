@@ -1,4 +1,4 @@
-import { env } from 'cloudflare:test';
+import { createExecutionContext, env } from 'cloudflare:test';
 import { expect } from 'vitest';
 import { createApp } from '../../workers/app';
 
@@ -14,7 +14,8 @@ export const testEnv = env as Env & {
 export function appWith(overrides: Record<string, unknown>) {
   const app = createApp();
   const bindings = { ...testEnv, ...overrides } as Env;
-  return (path: string, init?: RequestInit) => app.request(path, init, bindings);
+  // Handlers hand published events to waitUntil, so every request gets an execution context.
+  return (path: string, init?: RequestInit) => app.request(path, init, bindings, createExecutionContext());
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes and assert on them.

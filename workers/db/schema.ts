@@ -5,6 +5,7 @@ import {
   boolean,
   check,
   index,
+  integer,
   jsonb,
   pgTable,
   primaryKey,
@@ -96,7 +97,21 @@ export const organizationMembers = pgTable(
   ],
 );
 
-/** A first form of boards (the domain issue adds the rest): enough for board access and agents. */
+export const boardGroups = pgTable(
+  'board_groups',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    organizationId: uuid('organization_id')
+      .notNull()
+      .references(() => organizations.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    ...timestamps,
+  },
+  (t) => [index('board_groups_org_idx').on(t.organizationId)],
+);
+
+/** Boards of tasks, with the workflow rules their tasks follow. */
 export const boards = pgTable(
   'boards',
   {
@@ -105,9 +120,27 @@ export const boards = pgTable(
       .notNull()
       .references(() => organizations.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    /** A deleted group detaches its boards. */
+    groupId: uuid('group_id').references(() => boardGroups.id, { onDelete: 'set null' }),
+    /** The gateway its agents run on (the gateway issue adds the table and the FK). */
+    gatewayId: uuid('gateway_id'),
+    requireApprovalForDone: boolean('require_approval_for_done').notNull().default(true),
+    requireReviewBeforeDone: boolean('require_review_before_done').notNull().default(false),
+    commentRequiredForReview: boolean('comment_required_for_review').notNull().default(false),
+    blockStatusChangesWithPendingApproval: boolean('block_status_changes_with_pending_approval')
+      .notNull()
+      .default(false),
+    onlyLeadCanChangeStatus: boolean('only_lead_can_change_status').notNull().default(false),
+    /** Worker agents allowed on the board, the lead not counted. */
+    maxAgents: integer('max_agents').notNull().default(10),
     ...timestamps,
   },
-  (t) => [index('boards_org_idx').on(t.organizationId)],
+  (t) => [
+    index('boards_org_idx').on(t.organizationId),
+    index('boards_group_idx').on(t.groupId),
+    check('boards_max_agents_check', sql`${t.maxAgents} between 0 and 1000`),
+  ],
 );
 
 export const memberBoardAccess = pgTable(
@@ -174,7 +207,7 @@ export const apiKeys = pgTable(
   ],
 );
 
-/** A first form of agents (the domain issue adds status and provisioning). */
+/** AI agents on a board; the gateway issue provisions them on their gateway. */
 export const agents = pgTable(
   'agents',
   {
@@ -192,7 +225,15 @@ export const agents = pgTable(
     tokenPrefix: text('token_prefix'),
     tokenRevokedAt: timestamp('token_revoked_at', { withTimezone: true }),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+    /** Lifecycle on the gateway; `online` older than 10 minutes of silence reads as offline. */
+    status: text('status').notNull().default('provisioning'),
+    provisionError: text('provision_error'),
     ...timestamps,
   },
-  (t) => [index('agents_org_idx').on(t.organizationId), index('agents_board_idx').on(t.boardId)],
+  (t) => [
+    index('agents_org_idx').on(t.organizationId),
+    index('agents_board_idx').on(t.boardId),
+    uniqueIndex('agents_one_lead_per_board_idx').on(t.boardId).where(sql`${t.isLead}`),
+    check('agents_status_check', sql`${t.status} in ('provisioning', 'online', 'offline', 'updating', 'deleting')`),
+  ],
 );

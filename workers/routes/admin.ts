@@ -3,6 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { authorize, requirePlatformAdmin, requireUser } from '../auth/policy';
 import { validationHook } from '../middleware/errors';
 import { type Organization, revokeAllForAgent, revokeAllForUser, setOrganizationLock } from '../services/admin';
+import { closeEventSocketsOfRevokedUser } from '../services/events';
 import type { AppEnv } from '../types';
 import { AgentRead, agentToRead } from './agents';
 import { authErrors, errorContent, IdParam, jsonResponse, timestamp } from './schemas';
@@ -69,6 +70,7 @@ export const adminRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
       requirePlatformAdmin(c.var.principal);
       const result = await revokeAllForUser(c.var.db, c.var.audit, c.req.valid('param').id);
       c.set('audited', true);
+      await closeEventSocketsOfRevokedUser(c.env, c.var.db, result.userId);
       return c.json(
         {
           user_id: result.userId,

@@ -1,9 +1,21 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { authorize } from '../auth/policy';
 import { validationHook } from '../middleware/errors';
-import { type Agent, createAgent, getAgent, listAgents, revokeAgentToken, rotateAgentToken } from '../services/agents';
+import {
+  AGENT_STATUSES,
+  type Agent,
+  createAgent,
+  deleteAgent,
+  effectiveStatus,
+  getAgent,
+  listAgents,
+  revokeAgentToken,
+  rotateAgentToken,
+  updateAgent,
+} from '../services/agents';
 import { boardViewer } from '../services/boards';
 import type { AppEnv } from '../types';
+import { publishActivity } from './publish';
 import { authErrors, errorContent, IdParam, jsonBody, jsonResponse, listOf, Pagination, timestamp } from './schemas';
 
 export const AgentRead = z
@@ -13,6 +25,10 @@ export const AgentRead = z
     board_id: z.uuid(),
     name: z.string(),
     is_lead: z.boolean(),
+    status: z.enum(AGENT_STATUSES).openapi({
+      description: 'Lifecycle status; an `online` agent not seen for 10 minutes reads as `offline`',
+    }),
+    provision_error: z.string().nullable(),
     has_token: z.boolean().openapi({ description: 'Whether the agent holds a working token (never the token)' }),
     token_prefix: z
       .string()
@@ -35,6 +51,14 @@ const AgentCreate = z.object({
   is_lead: z.boolean().optional().default(false),
 });
 
+const AgentUpdate = z
+  .object({
+    name: z.string().trim().min(1).max(200).optional(),
+    is_lead: z.boolean().optional().openapi({ description: 'One lead per board: 409 `lead_exists` for a second' }),
+    status: z.enum(AGENT_STATUSES).optional(),
+  })
+  .openapi('AgentUpdate');
+
 const AgentFilter = Pagination.extend({ board_id: z.uuid({ error: 'must be a UUID' }).optional() });
 
 export const agentToRead = (a: Agent): z.infer<typeof AgentRead> => ({
@@ -43,6 +67,8 @@ export const agentToRead = (a: Agent): z.infer<typeof AgentRead> => ({
   board_id: a.boardId,
   name: a.name,
   is_lead: a.isLead,
+  status: effectiveStatus(a),
+  provision_error: a.provisionError,
   has_token: a.tokenHash !== null,
   token_prefix: a.tokenPrefix,
   token_revoked_at: a.tokenRevokedAt?.toISOString() ?? null,
@@ -55,6 +81,9 @@ const tags = ['agents'];
 const readers = { user: 'member', apiKey: 'read' } as const;
 const managers = { user: 'admin', apiKey: 'write' } as const;
 const notFound = { 404: errorContent('No such agent') } as const;
+const conflicts = {
+  409: errorContent('`lead_exists`: the board has a lead; `agent_limit_reached`: the board has max_agents workers'),
+} as const;
 
 export const agentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
   .openapi(
@@ -68,18 +97,20 @@ export const agentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
         201: jsonResponse('Created', AgentWithToken),
         ...authErrors,
         404: errorContent('No such board'),
+        ...conflicts,
         422: errorContent('Invalid'),
       },
     }),
     async (c) => {
       const { organizationId } = authorize(c.var.principal, managers);
       const body = c.req.valid('json');
-      const { agent, token } = await createAgent(c.var.db, c.var.audit, organizationId, {
+      const { agent, token, events } = await createAgent(c.var.db, c.var.audit, organizationId, {
         boardId: body.board_id,
         name: body.name,
         isLead: body.is_lead,
       });
       c.set('audited', true);
+      publishActivity(c, events);
       return c.json({ ...agentToRead(agent), token }, 201);
     },
   )
@@ -147,5 +178,57 @@ export const agentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
       const agent = await revokeAgentToken(c.var.db, c.var.audit, organizationId, c.req.valid('param').id);
       c.set('audited', true);
       return c.json(agentToRead(agent), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'patch',
+      path: '/api/v1/agents/{id}',
+      tags,
+      summary: 'Rename an agent, make it the lead or a worker, or set its status',
+      request: { params: IdParam, body: jsonBody(AgentUpdate) },
+      responses: {
+        200: jsonResponse('Updated', AgentRead),
+        ...authErrors,
+        ...notFound,
+        ...conflicts,
+        422: errorContent('Invalid'),
+      },
+    }),
+    async (c) => {
+      const { principal, organizationId } = authorize(c.var.principal, managers);
+      const body = c.req.valid('json');
+      const { agent, events } = await updateAgent(
+        c.var.db,
+        c.var.audit,
+        boardViewer(principal, organizationId, 'write'),
+        c.req.valid('param').id,
+        { name: body.name, isLead: body.is_lead, status: body.status },
+      );
+      c.set('audited', true);
+      publishActivity(c, events);
+      return c.json(agentToRead(agent), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/v1/agents/{id}',
+      tags,
+      summary: 'Delete an agent; its token stops working and its tasks become unassigned',
+      request: { params: IdParam },
+      responses: { 204: { description: 'Deleted' }, ...authErrors, ...notFound },
+    }),
+    async (c) => {
+      const { principal, organizationId } = authorize(c.var.principal, managers);
+      const { events } = await deleteAgent(
+        c.var.db,
+        c.var.audit,
+        boardViewer(principal, organizationId, 'write'),
+        c.req.valid('param').id,
+      );
+      c.set('audited', true);
+      publishActivity(c, events);
+      return c.body(null, 204);
     },
   );

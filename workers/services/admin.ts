@@ -2,6 +2,7 @@
  * Incident responses: revoke every credential of a user or agent, lock an organization. Each is
  * one atomic statement with its audit row.
  */
+import { env } from 'cloudflare:workers';
 import { and, eq, exists, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { fromRow } from '../db/rows';
@@ -10,6 +11,7 @@ import { AppError } from '../lib/errors';
 import { log } from '../lib/log';
 import { type Agent, revokeAgentToken } from './agents';
 import { type AuditContext, auditRowsFrom, mutateWithAudit } from './audit';
+import { closeEventSockets } from './events';
 
 export type Organization = typeof organizations.$inferSelect;
 
@@ -116,9 +118,10 @@ export async function setOrganizationLock(
 
 /**
  * Runs after an organization is locked. API keys and agents are already refused by the
- * credential check (423); this is where the gateway issue tells the organization's gateway
- * sessions to disconnect. No gateway sessions exist in this build, so it only logs the event.
+ * credential check (423); its live-event sockets are closed here (code 4423), and this is where
+ * the gateway issue tells the organization's gateway sessions to disconnect.
  */
 export async function onOrganizationLocked(event: { organizationId: string; requestId: string }): Promise<void> {
   log('info', 'org.locked', { organization_id: event.organizationId, request_id: event.requestId });
+  await closeEventSockets(env, event.organizationId, { all: true });
 }
