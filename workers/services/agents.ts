@@ -3,10 +3,11 @@
  * as SHA-256 (looked up by its unique hash), rotated or revoked in one statement. A board has at
  * most one lead and at most `max_agents` workers.
  */
-import { and, count, desc, eq, type SQL, sql } from 'drizzle-orm';
+import { and, desc, eq, type SQL, sql } from 'drizzle-orm';
 import { AGENT_TOKEN_PREFIX } from '../auth/authenticate';
 import type { Database } from '../db/client';
 import { pgErrorCode, UNIQUE_VIOLATION } from '../db/errors';
+import { pageOf } from '../db/paging';
 import { fromRow } from '../db/rows';
 import { agents, boards, organizations } from '../db/schema';
 import { randomSecret, sha256Hex } from '../lib/crypto';
@@ -245,17 +246,7 @@ export async function listAgents(
     filter.boardId ? eq(agents.boardId, filter.boardId) : undefined,
     readableBoard(db, viewer, agents.boardId),
   );
-  const [items, [total]] = await db.batch([
-    db
-      .select()
-      .from(agents)
-      .where(where)
-      .orderBy(desc(agents.createdAt), desc(agents.id))
-      .limit(filter.limit)
-      .offset(filter.offset),
-    db.select({ value: count() }).from(agents).where(where),
-  ]);
-  return { items, total: total?.value ?? 0 };
+  return pageOf(db, agents, where, [desc(agents.createdAt), desc(agents.id)], filter);
 }
 
 /** 404 for an agent of another organization, or on a board the viewer may not read. */

@@ -1,8 +1,9 @@
 /** API keys for automation: secret shown once, stored as SHA-256, scoped, expiring, revocable. */
-import { and, count, desc, eq, isNull } from 'drizzle-orm';
+import { and, desc, eq, isNull } from 'drizzle-orm';
 import { API_KEY_PREFIX } from '../auth/authenticate';
 import type { ApiKeyScope } from '../auth/principal';
 import type { Database } from '../db/client';
+import { pageOf } from '../db/paging';
 import { fromRow } from '../db/rows';
 import { apiKeys } from '../db/schema';
 import { randomSecret, sha256Hex } from '../lib/crypto';
@@ -56,17 +57,7 @@ export async function createApiKey(
 
 export async function listApiKeys(db: Database, organizationId: string, page: { limit: number; offset: number }) {
   const where = eq(apiKeys.organizationId, organizationId);
-  const [items, [total]] = await db.batch([
-    db
-      .select()
-      .from(apiKeys)
-      .where(where)
-      .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
-      .limit(page.limit)
-      .offset(page.offset),
-    db.select({ value: count() }).from(apiKeys).where(where),
-  ]);
-  return { items, total: total?.value ?? 0 };
+  return pageOf(db, apiKeys, where, [desc(apiKeys.createdAt), desc(apiKeys.id)], page);
 }
 
 export async function getApiKey(db: Database, organizationId: string, id: string): Promise<ApiKey> {

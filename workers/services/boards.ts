@@ -1,9 +1,10 @@
 /** Boards: create, list, read, update and delete, limited to the boards the caller may read or write. */
-import { and, count, desc, eq, exists, or, type SQL, sql } from 'drizzle-orm';
+import { and, desc, eq, exists, or, type SQL, sql } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Principal } from '../auth/principal';
 import { roleAtLeast } from '../auth/principal';
 import type { Database } from '../db/client';
+import { pageOf } from '../db/paging';
 import { fromRow } from '../db/rows';
 import { boards, memberBoardAccess } from '../db/schema';
 import { AppError } from '../lib/errors';
@@ -242,17 +243,7 @@ export async function listBoards(
     page.groupId ? eq(boards.groupId, page.groupId) : undefined,
     readableBoard(db, viewer, boards.id),
   );
-  const [items, [total]] = await db.batch([
-    db
-      .select()
-      .from(boards)
-      .where(where)
-      .orderBy(desc(boards.createdAt), desc(boards.id))
-      .limit(page.limit)
-      .offset(page.offset),
-    db.select({ value: count() }).from(boards).where(where),
-  ]);
-  return { items, total: total?.value ?? 0 };
+  return pageOf(db, boards, where, [desc(boards.createdAt), desc(boards.id)], page);
 }
 
 /** 404 for a board of another organization and for one the viewer may not read alike. */

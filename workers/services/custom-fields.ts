@@ -2,9 +2,10 @@
  * Organization-defined typed task fields. Definitions are org-level; tasks carry their values in
  * `custom_fields`, validated here against the definitions (422 naming `custom_fields.<key>`).
  */
-import { asc, count, eq, sql } from 'drizzle-orm';
+import { asc, eq, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { pgErrorCode, UNIQUE_VIOLATION } from '../db/errors';
+import { pageOf } from '../db/paging';
 import { fromRow } from '../db/rows';
 import { customFieldDefinitions } from '../db/schema-domain';
 import { AppError } from '../lib/errors';
@@ -36,17 +37,13 @@ export interface FieldSpec {
 
 export async function listCustomFields(db: Database, organizationId: string, page: { limit: number; offset: number }) {
   const where = eq(customFieldDefinitions.organizationId, organizationId);
-  const [items, [total]] = await db.batch([
-    db
-      .select()
-      .from(customFieldDefinitions)
-      .where(where)
-      .orderBy(asc(customFieldDefinitions.createdAt), asc(customFieldDefinitions.id))
-      .limit(page.limit)
-      .offset(page.offset),
-    db.select({ value: count() }).from(customFieldDefinitions).where(where),
-  ]);
-  return { items, total: total?.value ?? 0 };
+  return pageOf(
+    db,
+    customFieldDefinitions,
+    where,
+    [asc(customFieldDefinitions.createdAt), asc(customFieldDefinitions.id)],
+    page,
+  );
 }
 
 type Changed = {

@@ -3,16 +3,18 @@
  * Accepting claims the invite and creates the membership in one statement, so a token admits
  * one person even when two present it at the same instant.
  */
-import { and, count, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import type { Role } from '../auth/principal';
 import type { Database } from '../db/client';
 import { pgErrorCode, UNIQUE_VIOLATION } from '../db/errors';
+import type { Page } from '../db/paging';
+import { pageOf } from '../db/paging';
 import { fromRow } from '../db/rows';
 import { invites } from '../db/schema';
 import { randomSecret, sha256Hex } from '../lib/crypto';
 import { AppError } from '../lib/errors';
 import { type AuditContext, auditRowsFrom, mutateWithAudit } from './audit';
-import type { Organization, Page } from './organizations';
+import type { Organization } from './organizations';
 
 export const INVITE_PREFIX = 'mci_';
 export const INVITE_ROLES = ['admin', 'member'] as const;
@@ -90,17 +92,7 @@ export async function createInvite(
 
 export async function listInvites(db: Database, organizationId: string, page: Page) {
   const where = eq(invites.organizationId, organizationId);
-  const [items, [total]] = await db.batch([
-    db
-      .select()
-      .from(invites)
-      .where(where)
-      .orderBy(desc(invites.createdAt), desc(invites.id))
-      .limit(page.limit)
-      .offset(page.offset),
-    db.select({ value: count() }).from(invites).where(where),
-  ]);
-  return { items, total: total?.value ?? 0 };
+  return pageOf(db, invites, where, [desc(invites.createdAt), desc(invites.id)], page);
 }
 
 export async function getInvite(db: Database, organizationId: string, id: string): Promise<Invite> {

@@ -6,6 +6,7 @@
 import { and, asc, count, eq, sql } from 'drizzle-orm';
 import type { Membership, Role } from '../auth/principal';
 import type { Database } from '../db/client';
+import type { Page } from '../db/paging';
 import { organizationMembers, organizations, users } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { type AuditContext, auditRowsFrom } from './audit';
@@ -33,11 +34,6 @@ export interface Member {
   allBoardsWrite: boolean;
   boards: BoardAccess[];
   createdAt: Date;
-}
-
-export interface Page {
-  limit: number;
-  offset: number;
 }
 
 // ---------------------------------------------------------------------------------------------

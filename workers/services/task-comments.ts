@@ -2,8 +2,9 @@
  * Comments on tasks. Writing one needs write access to the board (operators) or, for a worker
  * agent, a task that is unassigned or its own (403 `not_your_task`); checked by the insert itself.
  */
-import { and, asc, count, eq, sql } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
+import { pageOf } from '../db/paging';
 import { fromRow } from '../db/rows';
 import { boards } from '../db/schema';
 import { taskComments } from '../db/schema-domain';
@@ -25,17 +26,7 @@ export async function listTaskComments(
 ) {
   await getTask(db, scope, taskId);
   const where = and(eq(taskComments.taskId, taskId), eq(taskComments.organizationId, scope.organizationId));
-  const [items, [total]] = await db.batch([
-    db
-      .select()
-      .from(taskComments)
-      .where(where)
-      .orderBy(asc(taskComments.createdAt), asc(taskComments.id))
-      .limit(page.limit)
-      .offset(page.offset),
-    db.select({ value: count() }).from(taskComments).where(where),
-  ]);
-  return { items, total: total?.value ?? 0 };
+  return pageOf(db, taskComments, where, [asc(taskComments.createdAt), asc(taskComments.id)], page);
 }
 
 export async function addTaskComment(
