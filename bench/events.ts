@@ -7,89 +7,18 @@
  * BENCH_EVENT_SUBSCRIBERS (default 500), BENCH_EVENT_PAUSE_MS between changes (default 100); the
  * measured phase lasts BENCH_SECONDS × BENCH_RUNS.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { neon, neonConfig } from '@neondatabase/serverless';
 import { migrate } from '../cli/lib/migrations.ts';
 import { pgliteBackend, postgresBackend } from '../cli/sql-endpoint/backends.ts';
 import { startSqlEndpoint } from '../cli/sql-endpoint/server.ts';
-import { cpuSeconds, ROOT, type RunningWorker } from './lib/workerd.ts';
+import { cpuSeconds, type RunningWorker, startWorker } from './lib/workerd.ts';
 import type { BenchConfig } from './run.ts';
 
 const SUBSCRIBERS = Number(process.env.BENCH_EVENT_SUBSCRIBERS ?? 500);
 const PAUSE_MS = Number(process.env.BENCH_EVENT_PAUSE_MS ?? 100);
 const DATABASE_URL = 'postgresql://bench@localhost/bench';
-const COMPATIBILITY_DATE = /compatibility_date = "([^"]+)"/.exec(
-  readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'),
-)?.[1];
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Like lib/workerd.ts's startWorker, plus the EVENT_HUB namespace with SQLite storage on disk. */
-async function startWorkerWithHub(modulePath: string, bindings: Record<string, string>): Promise<RunningWorker> {
-  const dir = mkdtempSync(join(tmpdir(), 'mce-bench-events-'));
-  mkdirSync(join(dir, 'do'));
-  const port = await freePort();
-  copyFileSync(modulePath, join(dir, 'worker.js'));
-  const text = Object.entries(bindings).map(
-    ([name, value]) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`,
-  );
-  writeFileSync(
-    join(dir, 'config.capnp'),
-    `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "main", worker = .worker),
-    (name = "loopback", network = (allow = ["public", "private", "local"])),
-    (name = "do-disk", disk = (path = ${JSON.stringify(join(dir, 'do'))}, writable = true)),
-  ],
-  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
-);
-const worker :Workerd.Worker = (
-  modules = [(name = "worker.js", esModule = embed "worker.js")],
-  compatibilityDate = "${COMPATIBILITY_DATE}",
-  bindings = [${[...text, '(name = "EVENT_HUB", durableObjectNamespace = "EventHub")'].join(', ')}],
-  durableObjectNamespaces = [(className = "EventHub", uniqueKey = "mce-bench-event-hub", enableSql = true)],
-  durableObjectStorage = (localDisk = "do-disk"),
-  globalOutbound = "loopback",
-);
-`,
-  );
-  const child: ChildProcess = spawn('workerd', ['serve', join(dir, 'config.capnp')], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      await fetch(url, { signal: AbortSignal.timeout(1_000) });
-      break;
-    } catch {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error('workerd did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return {
-    url,
-    pid: child.pid ?? 0,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
@@ -151,12 +80,16 @@ export async function benchEvents(
     ),
   ]);
 
-  const worker = await startWorkerWithHub(bundle, {
-    ...settings,
-    DATABASE_HTTP_ENDPOINT: endpoint.url,
-    DATABASE_HTTP_TOKEN: token,
-    AGENT_RATE_LIMIT: '1000000000/60',
-  });
+  const worker = await startWorker(
+    bundle,
+    {
+      ...settings,
+      DATABASE_HTTP_ENDPOINT: endpoint.url,
+      DATABASE_HTTP_TOKEN: token,
+      AGENT_RATE_LIMIT: '1000000000/60',
+    },
+    { durableObjects: { EVENT_HUB: 'EventHub' } },
+  );
   const received: Received[] = [];
   const sockets: WebSocket[] = [];
   const created = new Map<number, number>();

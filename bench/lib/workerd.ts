@@ -1,6 +1,6 @@
 /** Runs a Worker on the bare workerd binary (no wrangler dev, no Miniflare proxy) and reads its CPU time. */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,15 +40,40 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-/** Starts workerd serving one ES-module Worker with text bindings. */
-export async function startWorker(modulePath: string, bindings: Record<string, string> = {}): Promise<RunningWorker> {
+export interface WorkerOptions {
+  /** Durable Object namespaces the module exports, binding name → class name (SQLite storage on disk). */
+  durableObjects?: Record<string, string>;
+}
+
+/** Starts workerd serving one ES-module Worker with text bindings (and Durable Objects, if asked). */
+export async function startWorker(
+  modulePath: string,
+  bindings: Record<string, string> = {},
+  options: WorkerOptions = {},
+): Promise<RunningWorker> {
   const dir = mkdtempSync(join(tmpdir(), 'mce-bench-'));
+  mkdirSync(join(dir, 'do'));
   const port = await freePort();
+  const objects = Object.entries(options.durableObjects ?? {});
   // capnp embeds files relative to the config, so the module sits beside it.
   copyFileSync(modulePath, join(dir, 'worker.js'));
-  const bindingList = Object.entries(bindings)
-    .map(([name, value]) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`)
-    .join(', ');
+  const bindingList = [
+    ...Object.entries(bindings).map(
+      ([name, value]) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`,
+    ),
+    ...objects.map(
+      ([name, className]) => `(name = ${JSON.stringify(name)}, durableObjectNamespace = ${JSON.stringify(className)})`,
+    ),
+  ].join(', ');
+  const objectConfig = objects.length
+    ? `durableObjectNamespaces = [${objects
+        .map(
+          ([, className]) =>
+            `(className = ${JSON.stringify(className)}, uniqueKey = "mce-bench-${className}", enableSql = true)`,
+        )
+        .join(', ')}],
+  durableObjectStorage = (localDisk = "do-disk"),`
+    : '';
   writeFileSync(
     join(dir, 'config.capnp'),
     `using Workerd = import "/workerd/workerd.capnp";
@@ -57,6 +82,7 @@ const config :Workerd.Config = (
     (name = "main", worker = .worker),
     # The Worker may reach the local SQL endpoint on loopback, as wrangler dev allows.
     (name = "loopback", network = (allow = ["public", "private", "local"])),
+    (name = "do-disk", disk = (path = ${JSON.stringify(join(dir, 'do'))}, writable = true)),
   ],
   sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
 );
@@ -64,6 +90,7 @@ const worker :Workerd.Worker = (
   modules = [(name = "worker.js", esModule = embed "worker.js")],
   compatibilityDate = "${COMPATIBILITY_DATE}",
   bindings = [${bindingList}],
+  ${objectConfig}
   globalOutbound = "loopback",
 );
 `,
@@ -88,6 +115,7 @@ const worker :Workerd.Worker = (
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -87,4 +87,11 @@ describe('API keys', () => {
     expect((await api('/api/v1/api-keys')).status).toBe(401);
     expect((await api('/api/v1/api-keys', { headers: bearer('x'.repeat(64)) })).status).toBe(401);
   });
+
+  it('lets only operators mint keys: even an admin key gets 403, so no key outlives its parent', async () => {
+    const { body } = await createKey({ name: 'automation admin', scopes: ['admin'] });
+    const minted = await createKey({ name: 'child', scopes: ['admin'] }, bearer(body.secret));
+    expect(minted.res.status).toBe(403);
+    expect((await api('/api/v1/api-keys', { headers: bearer(body.secret) })).status).toBe(200);
+  });
 });

@@ -296,12 +296,15 @@ describe('board settings', () => {
     expect(unchanged.group_id).toBeNull();
   });
 
-  it('lets admins and write keys change a board, not read keys or members; 404 across organizations', async () => {
+  it('lets admins and admin keys change a board, not write or read keys or members; 404 across organizations', async () => {
     const board = await json(await createBoard('guarded'));
     const reader = await createKey(['read']);
     expect((await send('PATCH', `/api/v1/boards/${board.id}`, { name: 'r' }, bearer(reader.secret))).status).toBe(403);
+    // Board changes include its rules: a write key must not be able to relax its own approval gate.
     const writer = await createKey(['write']);
-    const byKey = await send('PATCH', `/api/v1/boards/${board.id}`, { name: 'w' }, bearer(writer.secret));
+    expect((await send('PATCH', `/api/v1/boards/${board.id}`, { name: 'w' }, bearer(writer.secret))).status).toBe(403);
+    const admin = await createKey(['admin']);
+    const byKey = await send('PATCH', `/api/v1/boards/${board.id}`, { name: 'a' }, bearer(admin.secret));
     expect(byKey.status).toBe(200);
 
     const owner = await newOperator();

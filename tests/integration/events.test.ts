@@ -497,4 +497,30 @@ describe('closing sockets when access ends', () => {
     expect((await post(`/api/v1/admin/users/${target.userId}/revoke-all`)).res.status).toBe(200);
     expect(await subscriber.closed).toMatchObject({ code: 4401 });
   });
+
+  it("closes a member's sockets when the member is removed (4401)", async () => {
+    const owner = await newOperator();
+    const member = await newOperator();
+    const [membership] = (
+      await db.execute<{ id: string }>(
+        sql`INSERT INTO organization_members (organization_id, user_id, role, all_boards_read)
+            VALUES (${owner.organizationId}, ${member.userId}, 'member', true) RETURNING id`,
+      )
+    ).rows;
+    const switched = await clerk('/api/v1/organizations/me/active', {
+      method: 'PATCH',
+      headers: { ...member.headers, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ organization_id: owner.organizationId }),
+    });
+    expect(switched.status).toBe(200);
+    const t = await ticket({ board_id: owner.boardId }, member.headers, clerk);
+    const subscriber = new Subscriber((await upgrade(`ticket=${t}`)).webSocket as WebSocket);
+    await subscriber.ready();
+    const removed = await clerk(`/api/v1/organizations/me/members/${membership?.id}`, {
+      method: 'DELETE',
+      headers: owner.headers,
+    });
+    expect(removed.status).toBe(204);
+    expect(await subscriber.closed).toMatchObject({ code: 4401 });
+  });
 });

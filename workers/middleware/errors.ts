@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
 import { isDatabaseUnreachable } from '../db/client';
+import { pgErrorCode } from '../db/errors';
 import { AppError, errorBody } from '../lib/errors';
 import { log } from '../lib/log';
 import type { AppEnv } from '../types';
@@ -37,6 +38,22 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     // Hono's own client errors (malformed JSON and the like) keep their message.
     const status = err.status as ContentfulStatusCode;
     return respond(c, new AppError(status, CODES[status] ?? 'bad_request', err.message || 'Bad request.'));
+  }
+  const sqlState = pgErrorCode(err);
+  if (sqlState?.startsWith('22') || sqlState === '21000') {
+    // Data exceptions: a value Postgres cannot take (NUL in text, a year 0 timestamp, ...).
+    log('warn', 'http.invalid_input', { request_id: c.var.requestId, code: sqlState });
+    return respond(c, new AppError(422, 'invalid_input', 'A value in the request is malformed or out of range.'));
+  }
+  if (sqlState === '23503') {
+    return respond(
+      c,
+      new AppError(
+        409,
+        'conflict',
+        'Something this change refers to was changed or deleted meanwhile; reload and retry.',
+      ),
+    );
   }
   if (isDatabaseUnreachable(err)) {
     log('error', 'db.unreachable', { request_id: c.var.requestId, error: (err as Error).message });

@@ -45,6 +45,8 @@ const toRead = (k: ApiKey): z.infer<typeof ApiKeyRead> => ({
 
 const tags = ['api-keys'];
 const adminOnly = { user: 'admin', apiKey: 'admin' } as const;
+/** Keys are minted by operators only: a key minting keys could outlive its own expiry and revocation. */
+const operatorAdmins = { user: 'admin', apiKey: false } as const;
 
 export const apiKeyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
   .openapi(
@@ -57,7 +59,7 @@ export const apiKeyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHoo
       responses: { 201: jsonResponse('Created', ApiKeyCreated), ...authErrors, 422: errorContent('Invalid') },
     }),
     async (c) => {
-      const { organizationId } = authorize(c.var.principal, adminOnly);
+      const { organizationId } = authorize(c.var.principal, operatorAdmins);
       const body = c.req.valid('json');
       const { key, secret } = await createApiKey(c.var.db, c.var.audit, organizationId, {
         name: body.name,

@@ -129,7 +129,8 @@ const tags = ['boards'];
 const readers = { user: 'member', apiKey: 'read' } as const;
 const creators = { user: 'admin', apiKey: 'write' } as const;
 /** Deleting a board deletes everything on it: admins, and API keys with the admin scope. */
-const deleters = { user: 'admin', apiKey: 'admin' } as const;
+/** Deleting a board or changing its rules (a `write` key must not switch off its own approval gate). */
+const admins = { user: 'admin', apiKey: 'admin' } as const;
 const notFound = { 404: errorContent('No such board') } as const;
 
 export const boardRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
@@ -204,7 +205,7 @@ export const boardRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
       },
     }),
     async (c) => {
-      const { principal, organizationId } = authorize(c.var.principal, creators);
+      const { principal, organizationId } = authorize(c.var.principal, admins);
       const { board, events } = await updateBoard(
         c.var.db,
         c.var.audit,
@@ -227,7 +228,7 @@ export const boardRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
       responses: { 204: { description: 'Deleted' }, ...authErrors, ...notFound },
     }),
     async (c) => {
-      const { principal, organizationId } = authorize(c.var.principal, deleters);
+      const { principal, organizationId } = authorize(c.var.principal, admins);
       const { events } = await deleteBoard(
         c.var.db,
         c.var.audit,

@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import { authorize, requireUser } from '../auth/policy';
 import { type Membership, ROLES, type UserPrincipal } from '../auth/principal';
 import { validationHook } from '../middleware/errors';
+import { closeEventSockets } from '../services/events';
 import {
   acceptInvite,
   acceptPath,
@@ -293,6 +294,8 @@ export const organizationRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
         boards: body.boards,
       });
       c.set('audited', true);
+      // Access may have narrowed: the member reconnects with a ticket checked against the new access.
+      await closeEventSockets(c.env, membership.organizationId, { principalIds: [member.userId] });
       return c.json(toMemberRead(member), 200);
     },
   )
@@ -312,8 +315,15 @@ export const organizationRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
     }),
     async (c) => {
       const { user, membership } = operatorIn(c, 'member');
-      await removeMember(c.var.db, c.var.audit, { userId: user.userId, membership }, c.req.valid('param').id);
+      const removed = await removeMember(
+        c.var.db,
+        c.var.audit,
+        { userId: user.userId, membership },
+        c.req.valid('param').id,
+      );
       c.set('audited', true);
+      // A removed member's open event sockets must not keep streaming the organization's events.
+      await closeEventSockets(c.env, membership.organizationId, { principalIds: [removed.userId] });
       return c.body(null, 204);
     },
   )

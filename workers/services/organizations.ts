@@ -319,7 +319,7 @@ export async function removeMember(
   ctx: AuditContext,
   actor: { userId: string; membership: Membership },
   memberId: string,
-): Promise<void> {
+): Promise<{ userId: string }> {
   const org = actor.membership.organizationId;
   const actorIsOwner = actor.membership.role === 'owner';
   const actorIsAdmin = actorIsOwner || actor.membership.role === 'admin';
@@ -361,7 +361,7 @@ export async function removeMember(
            (SELECT role FROM target) AS target_role`,
   );
   const outcome = result.rows[0];
-  if (outcome?.removed_id) return;
+  if (outcome?.removed_id && outcome.target_user) return { userId: outcome.target_user };
   if (!outcome?.target_role) throw memberNotFound();
   const self = outcome.target_user === actor.userId;
   if (!self && !actorIsAdmin) throw new AppError(403, 'forbidden', 'This needs the admin role.');

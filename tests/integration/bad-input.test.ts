@@ -1,0 +1,48 @@
+/** Values Postgres cannot take answer 422, never 500; a write key cannot relax a board's rules. */
+import { SELF } from 'cloudflare:test';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { json, operatorHeaders } from './helpers';
+
+const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
+const send = (method: string, path: string, body: unknown, headers = operatorHeaders()) =>
+  api(path, { method, headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+let boardId = '';
+
+beforeAll(async () => {
+  const board = await json(await send('POST', '/api/v1/boards', { name: 'bad input' }));
+  boardId = board.id;
+});
+
+describe('values Postgres refuses', () => {
+  it('answers 422 for a NUL character in text and in a filter', async () => {
+    const created = await send('POST', `/api/v1/boards/${boardId}/tasks`, { title: 'a\u0000b' });
+    expect(created.status).toBe(422);
+    expect((await json(created)).error.code).toBe('invalid_input');
+    const filtered = await api(`/api/v1/boards/${boardId}/tasks?tag=a%00`, { headers: operatorHeaders() });
+    expect(filtered.status).toBe(422);
+  });
+
+  it('answers 422 for a timestamp Postgres cannot store', async () => {
+    const res = await send('POST', `/api/v1/boards/${boardId}/tasks`, {
+      title: 'ancient',
+      due_at: '0000-01-01T00:00:00Z',
+    });
+    expect(res.status).toBe(422);
+  });
+});
+
+describe('board rules', () => {
+  it('refuses a write-scoped API key that tries to switch off the approval gate', async () => {
+    const key = await json(await send('POST', '/api/v1/api-keys', { name: 'writer', scopes: ['write'] }));
+    const res = await send(
+      'PATCH',
+      `/api/v1/boards/${boardId}`,
+      { require_approval_for_done: false },
+      { Authorization: `Bearer ${key.secret}` },
+    );
+    expect(res.status).toBe(403);
+    const board = await json(await api(`/api/v1/boards/${boardId}`, { headers: operatorHeaders() }));
+    expect(board.require_approval_for_done).toBe(true);
+  });
+});
