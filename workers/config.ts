@@ -92,6 +92,7 @@ export const settingsSchema = z
     PLATFORM_ADMIN_SUBJECTS: withDefault(list, ''),
     AGENT_RATE_LIMIT: withDefault(rate, '300/60'),
     AGENT_AUTH_FAILURE_LIMIT: withDefault(rate, '20/60'),
+    AUTH_FAILURE_LIMIT: withDefault(rate, '20/60'),
     CONTENT_SECURITY_POLICY: optional(z.string()),
     STRICT_TRANSPORT_SECURITY: optional(z.string()),
   })

@@ -1,7 +1,13 @@
-/** Values Postgres cannot take answer 422, never 500; a write key cannot relax a board's rules. */
+/**
+ * Values Postgres cannot take answer 422, never 500; a write key cannot relax a board's rules;
+ * refused credentials cannot flood the audit log.
+ */
 import { SELF } from 'cloudflare:test';
+import { sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { json, operatorHeaders } from './helpers';
+import { settingsSchema } from '../../workers/config';
+import { openDatabase } from '../../workers/db/client';
+import { appWith, json, operatorHeaders, testEnv } from './helpers';
 
 const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
 const send = (method: string, path: string, body: unknown, headers = operatorHeaders()) =>
@@ -44,5 +50,30 @@ describe('board rules', () => {
     expect(res.status).toBe(403);
     const board = await json(await api(`/api/v1/boards/${boardId}`, { headers: operatorHeaders() }));
     expect(board.require_approval_for_done).toBe(true);
+  });
+});
+
+describe('failed authentication', () => {
+  it('answers 429 per client IP after AUTH_FAILURE_LIMIT failures, writing no more audit rows', async () => {
+    const request = appWith({ AUTH_FAILURE_LIMIT: '3/60' });
+    const ip = `203.0.113.${Math.floor(Math.random() * 200) + 20}`;
+    const bad = (n: number) => ({ Authorization: `Bearer mce_flood${n}`, 'CF-Connecting-IP': ip });
+    for (let n = 0; n < 3; n++) expect((await request('/api/v1/api-keys', { headers: bad(n) })).status).toBe(401);
+    const limited = await request('/api/v1/api-keys', { headers: bad(3) });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Even a good credential from that address waits; another address is unaffected.
+    const good = await request('/api/v1/api-keys', { headers: operatorHeaders({ 'CF-Connecting-IP': ip }) });
+    expect(good.status).toBe(429);
+    const elsewhere = await request('/api/v1/api-keys', {
+      headers: operatorHeaders({ 'CF-Connecting-IP': '198.51.100.7' }),
+    });
+    expect(elsewhere.status).toBe(200);
+
+    const db = await openDatabase(settingsSchema.parse(testEnv));
+    const rows = await db.execute<{ n: number }>(
+      sql`SELECT count(*)::int AS n FROM audit_logs WHERE action = 'auth.failed' AND ip = ${ip}`,
+    );
+    expect(rows.rows[0]?.n).toBe(3);
   });
 });

@@ -41,7 +41,8 @@ function locked(): AppError {
 /**
  * Verifies the credential on every non-public /api/v1 route (one indexed query, no cache) and sets
  * `principal`, `db` and the audit context. Agents use /api/v1/agent/* only; operators and API keys
- * everything else. Failures are audited; failed agent authentication is rate limited per IP.
+ * everything else. Failures are audited and rate limited per client IP, so refused credentials
+ * can be neither guessed quickly nor used to flood the audit log.
  */
 export function authenticate(options: { limiter: RateLimiter }): MiddlewareHandler<AppEnv> {
   const { limiter } = options;
@@ -52,8 +53,20 @@ export function authenticate(options: { limiter: RateLimiter }): MiddlewareHandl
     const origin = { ip: clientIp(c), userAgent: c.req.header('User-Agent') ?? null, requestId: c.var.requestId };
     const agentRoute = c.req.path.startsWith(AGENT_API);
     const token = agentRoute ? (c.req.header('X-Agent-Token') ?? bearer(c)) : bearer(c);
+    // Cloudflare always sets CF-Connecting-IP. Agents share gateway IPs, so their failures have
+    // their own budget; an operator request without an IP (local tools) is not counted.
+    const failures = agentRoute
+      ? { key: `agent-auth-failed:${origin.ip ?? 'unknown'}`, rule: settings.AGENT_AUTH_FAILURE_LIMIT }
+      : origin.ip
+        ? { key: `auth-failed:${origin.ip}`, rule: settings.AUTH_FAILURE_LIMIT }
+        : null;
+    if (failures) {
+      const budget = await limiter.peek(failures.key, failures.rule);
+      if (!budget.allowed) throw tooMany(budget.retryAfterSeconds);
+    }
 
     const refuse = async (failure: Failure, actorType: AuditContext['actorType']) => {
+      if (failures && failure.status === 401) await limiter.hit(failures.key, failures.rule);
       const prefix = token?.slice(0, 6) ?? null;
       // Only the first characters, under a key the redactor lets through, to correlate attempts.
       log('warn', 'auth.failed', {
@@ -76,15 +89,9 @@ export function authenticate(options: { limiter: RateLimiter }): MiddlewareHandl
 
     let principal: Principal;
     if (agentRoute) {
-      const ipKey = `agent-auth-failed:${origin.ip ?? 'unknown'}`;
-      const budget = await limiter.peek(ipKey, settings.AGENT_AUTH_FAILURE_LIMIT);
-      if (!budget.allowed) throw tooMany(budget.retryAfterSeconds);
       if (!token) throw unauthenticated();
       const result = await verifyAgentToken(db, token);
-      if (!result.ok) {
-        if (result.status === 401) await limiter.hit(ipKey, settings.AGENT_AUTH_FAILURE_LIMIT);
-        return refuse(result, 'agent');
-      }
+      if (!result.ok) return refuse(result, 'agent');
       const decision = await limiter.hit(`agent:${result.principal.agentId}`, settings.AGENT_RATE_LIMIT);
       if (!decision.allowed) throw tooMany(decision.retryAfterSeconds);
       principal = result.principal;
