@@ -1,35 +1,11 @@
-import { createExecutionContext, SELF } from 'cloudflare:test';
 import { eq, sql } from 'drizzle-orm';
-import { importJWK, type JWK, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../workers/app';
 import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { memberBoardAccess, organizationMembers, users } from '../../workers/db/schema';
 import { activityEvents, tasks } from '../../workers/db/schema-domain';
 import { sha256Hex } from '../../workers/lib/crypto';
-import { operatorHeaders, testEnv } from './helpers';
-
-type Call = (path: string, init?: RequestInit) => Response | Promise<Response>;
-const api: Call = (path, init = {}) => SELF.fetch(`https://mce.test${path}`, init);
-const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
-
-async function send(
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = operatorHeaders(),
-  call: Call = api,
-) {
-  const res = await call(path, {
-    method,
-    headers: { ...headers, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes and assert on them.
-  return { status: res.status, body: (text ? JSON.parse(text) : null) as Record<string, any> };
-}
+import { api, bearer, type Call, jwtOperators, operatorHeaders, send, testEnv } from './helpers';
 
 interface Event {
   id: number;
@@ -169,25 +145,7 @@ describe('activity feed', () => {
 });
 
 /** JWT mode: members see only the events of boards their access opens. */
-const env = testEnv as typeof testEnv & { TEST_JWKS_URL: string; TEST_JWT_PRIVATE_KEYS: string };
-const ISSUER = 'https://issuer.activity.test';
-const clerkApp = createApp();
-const clerkEnv = { ...testEnv, AUTH_MODE: 'clerk', JWKS_URL: env.TEST_JWKS_URL, JWT_ISSUER: ISSUER } as Env;
-const clerk: Call = (path, init) => clerkApp.request(path, init, clerkEnv, createExecutionContext());
-
-async function operator() {
-  const subject = `activity_${crypto.randomUUID()}`;
-  const k = (JSON.parse(env.TEST_JWT_PRIVATE_KEYS) as { RS256: JWK }).RS256;
-  const iat = Math.floor(Date.now() / 1000) - 5;
-  const jwt = await new SignJWT({ iss: ISSUER, sub: subject, iat, exp: iat + 600 })
-    .setProtectedHeader({ alg: 'RS256', kid: k.kid as string })
-    .sign(await importJWK(k, 'RS256'));
-  const headers = { Authorization: `Bearer ${jwt}` };
-  expect((await clerk('/api/v1/boards', { headers })).status).toBe(200);
-  const [user] = await db.select().from(users).where(eq(users.subject, subject));
-  if (!user?.activeOrganizationId) throw new Error('operator not provisioned');
-  return { headers, userId: user.id, organizationId: user.activeOrganizationId };
-}
+const { clerk, newOperator: operator } = jwtOperators('activity');
 
 describe('activity feed and board access', () => {
   it('shows a member only the events of boards they may read, and no board-less events', async () => {

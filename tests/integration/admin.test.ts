@@ -1,21 +1,12 @@
-/**
- * Incident responses. Revoke-all for a user and the organization lock act on operators created
- * through JWT mode (each owns its own organization), never on the shared local operator: other
- * test files use the local operator's API keys and organization at the same time.
- */
-import { SELF } from 'cloudflare:test';
 import { and, eq } from 'drizzle-orm';
 import { importJWK, type JWK, SignJWT } from 'jose';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { auditLogs, organizationMembers, users } from '../../workers/db/schema';
-import { appWith, json, operatorHeaders, testEnv } from './helpers';
+import { api, appWith, bearer, type Call, json, operatorHeaders, testEnv } from './helpers';
 
-const env = testEnv as typeof testEnv & { TEST_JWKS_URL: string; TEST_JWT_PRIVATE_KEYS: string };
-type Call = (path: string, init?: RequestInit) => Response | Promise<Response>;
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
-const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
+const env = testEnv;
 const freshIp = () => {
   const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
   return `10.${a}.${b}.${c}`;

@@ -1,13 +1,11 @@
-import { SELF } from 'cloudflare:test';
 import { and, eq, sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { auditLogs } from '../../workers/db/schema';
 import { activityEvents, tasks } from '../../workers/db/schema-domain';
-import { operatorHeaders, testEnv } from './helpers';
+import { api, operatorHeaders, testEnv } from './helpers';
 
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
 /** A fresh client address per call: the failed-agent-auth limiter counts per IP and is shared. */
 const freshIp = () => {
   const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));

@@ -1,12 +1,10 @@
-/** Tasks through the agent API: own board only, leads create/assign/review, workers work. */
-import { SELF } from 'cloudflare:test';
 import { and, eq } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { auditLogs, boards, organizations } from '../../workers/db/schema';
 import { activityEvents, tasks } from '../../workers/db/schema-domain';
-import { json, operatorHeaders, testEnv } from './helpers';
+import { api, json, operatorHeaders, testEnv } from './helpers';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes and assert on them.
 type Json = Record<string, any>;
@@ -16,7 +14,6 @@ beforeAll(async () => {
   db = await openDatabase(settingsSchema.parse(testEnv));
 });
 
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
 const send = (method: string, path: string, body: unknown, headers: Record<string, string>) =>
   api(path, { method, headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
 

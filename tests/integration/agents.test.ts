@@ -1,4 +1,3 @@
-import { SELF } from 'cloudflare:test';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { settingsSchema } from '../../workers/config';
@@ -6,10 +5,8 @@ import { openDatabase } from '../../workers/db/client';
 import { agents, auditLogs } from '../../workers/db/schema';
 import { activityEvents, tasks } from '../../workers/db/schema-domain';
 import { sha256Hex } from '../../workers/lib/crypto';
-import { appWith, json, operatorHeaders, testEnv } from './helpers';
+import { api, appWith, bearer, json, operatorHeaders, testEnv } from './helpers';
 
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
-const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
 const agentHeader = (token: string) => ({ 'X-Agent-Token': token });
 /** A fresh client address per test: the failed-agent-auth limiter counts per IP and is shared. */
 const freshIp = () => {

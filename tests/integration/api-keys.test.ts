@@ -1,8 +1,5 @@
-import { SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { json, operatorHeaders } from './helpers';
-
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
+import { api, bearer, json, operatorHeaders } from './helpers';
 
 async function createKey(body: Record<string, unknown>, headers = operatorHeaders()) {
   const res = await api('/api/v1/api-keys', {
@@ -12,8 +9,6 @@ async function createKey(body: Record<string, unknown>, headers = operatorHeader
   });
   return { res, body: await json(res) };
 }
-
-const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
 
 describe('API keys', () => {
   it('returns the secret exactly once and never lists it', async () => {

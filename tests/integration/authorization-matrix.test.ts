@@ -1,19 +1,11 @@
-/**
- * Every registered route, called with a credential of another organization, must not reach that
- * organization's objects: 401/403/404 for routes that address an object by id, and collections
- * that never show another organization's objects. New routes are covered automatically; a route
- * whose path segment has no fixture below fails until one is added.
- */
-import { SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../workers/app';
 import { settingsSchema } from '../../workers/config';
 import { openDatabase } from '../../workers/db/client';
 import { sha256Hex } from '../../workers/lib/crypto';
 import { PUBLIC_ROUTES } from '../../workers/routes/registry';
-import { json, operatorHeaders, testEnv } from './helpers';
+import { api, json, operatorHeaders, testEnv } from './helpers';
 
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
 const post = async (path: string, body: unknown) =>
   json(
     await api(path, {

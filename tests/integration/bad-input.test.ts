@@ -1,15 +1,9 @@
-/**
- * Values Postgres cannot take answer 422, never 500; a write key cannot relax a board's rules;
- * refused credentials cannot flood the audit log.
- */
-import { SELF } from 'cloudflare:test';
 import { sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { settingsSchema } from '../../workers/config';
 import { openDatabase } from '../../workers/db/client';
-import { appWith, json, operatorHeaders, testEnv } from './helpers';
+import { api, appWith, json, operatorHeaders, testEnv } from './helpers';
 
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
 const send = (method: string, path: string, body: unknown, headers = operatorHeaders()) =>
   api(path, { method, headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
 

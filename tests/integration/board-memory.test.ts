@@ -1,4 +1,3 @@
-import { SELF } from 'cloudflare:test';
 import { and, eq, sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { settingsSchema } from '../../workers/config';
@@ -6,10 +5,7 @@ import { type Database, openDatabase } from '../../workers/db/client';
 import { auditLogs } from '../../workers/db/schema';
 import { activityEvents } from '../../workers/db/schema-domain';
 import { sha256Hex } from '../../workers/lib/crypto';
-import { operatorHeaders, testEnv } from './helpers';
-
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
-const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
+import { api, bearer, operatorHeaders, testEnv } from './helpers';
 
 async function send(method: string, path: string, body?: unknown, headers: Record<string, string> = operatorHeaders()) {
   const res = await api(path, {

@@ -1,47 +1,18 @@
-import { createExecutionContext, SELF } from 'cloudflare:test';
 import { and, eq, sql } from 'drizzle-orm';
-import { importJWK, type JWK, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../workers/app';
 import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { agents, auditLogs, boards, memberBoardAccess, organizationMembers, users } from '../../workers/db/schema';
 import { activityEvents, approvals, boardMemory, tasks } from '../../workers/db/schema-domain';
-import { json, operatorHeaders, testEnv } from './helpers';
+import { api, bearer, json, jwtOperators, operatorHeaders, testEnv } from './helpers';
 
-const env = testEnv as typeof testEnv & { TEST_JWKS_URL: string; TEST_JWT_PRIVATE_KEYS: string };
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
-const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
-
-/** JWT mode against the stand-in issuer: the way to a second and third operator in these tests. */
-const ISSUER = 'https://issuer.boards.test';
-const clerkApp = createApp();
-const clerkEnv = { ...testEnv, AUTH_MODE: 'clerk', JWKS_URL: env.TEST_JWKS_URL, JWT_ISSUER: ISSUER } as Env;
-/** Mutating domain routes publish after commit, so requests need an execution context. */
-const clerk = (path: string, init?: RequestInit) => clerkApp.request(path, init, clerkEnv, createExecutionContext());
-async function session(subject: string): Promise<Record<string, string>> {
-  const key = (JSON.parse(env.TEST_JWT_PRIVATE_KEYS) as { RS256: JWK }).RS256;
-  const iat = Math.floor(Date.now() / 1000) - 5;
-  const jwt = await new SignJWT({ iss: ISSUER, sub: subject, iat, exp: iat + 600 })
-    .setProtectedHeader({ alg: 'RS256', kid: key.kid as string })
-    .sign(await importJWK(key, 'RS256'));
-  return { Authorization: `Bearer ${jwt}` };
-}
+/** Other operators, each with an organization of their own. */
+const { clerk, newOperator } = jwtOperators('boards');
 
 let db: Database;
 beforeAll(async () => {
   db = await openDatabase(settingsSchema.parse(testEnv));
 });
-
-/** A new operator, provisioned by its first request, owning its own Personal organization. */
-async function newOperator() {
-  const subject = `boards_${crypto.randomUUID()}`;
-  const headers = await session(subject);
-  expect((await clerk('/api/v1/boards', { headers })).status).toBe(200);
-  const [user] = await db.select().from(users).where(eq(users.subject, subject));
-  if (!user?.activeOrganizationId) throw new Error('operator not provisioned');
-  return { headers, userId: user.id, organizationId: user.activeOrganizationId };
-}
 
 function postJson(
   call: (path: string, init?: RequestInit) => Response | Promise<Response>,

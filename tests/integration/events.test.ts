@@ -13,17 +13,15 @@ import { type Database, openDatabase } from '../../workers/db/client';
 import { sha256Hex } from '../../workers/lib/crypto';
 import { ACTIVITY_COLUMNS, type ActivityEvent, toActivityEvent } from '../../workers/services/activity';
 import { publishEvents } from '../../workers/services/events';
-import { appWith, json, operatorHeaders, testEnv } from './helpers';
+import { appWith, bearer, type Call, json, operatorHeaders, testEnv } from './helpers';
 
 const BASE = 'https://mce.test';
-const env = testEnv as typeof testEnv & { TEST_JWKS_URL: string; TEST_JWT_PRIVATE_KEYS: string };
+const env = testEnv;
 type Headers = Record<string, string>;
-type Call = (path: string, init?: RequestInit) => Response | Promise<Response>;
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes and assert on them.
 type Json = Record<string, any>;
 
 const api: Call = (path, init = {}) => SELF.fetch(`${BASE}${path}`, init);
-const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
 
 async function post(path: string, body?: unknown, headers: Headers = operatorHeaders(), call: Call = api) {
   const res = await call(path, {

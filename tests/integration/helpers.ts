@@ -1,6 +1,11 @@
-import { createExecutionContext, env } from 'cloudflare:test';
+import { createExecutionContext, env, SELF } from 'cloudflare:test';
+import { eq } from 'drizzle-orm';
+import { importJWK, type JWK, SignJWT } from 'jose';
 import { expect } from 'vitest';
 import { createApp } from '../../workers/app';
+import { settingsSchema } from '../../workers/config';
+import { openDatabase } from '../../workers/db/client';
+import { users } from '../../workers/db/schema';
 
 /** The test bindings globalSetup adds beside the Worker's own. */
 export const testEnv = env as Env & {
@@ -8,6 +13,8 @@ export const testEnv = env as Env & {
   TEST_EMPTY_SQL_ENDPOINT: string;
   TEST_FAULTY_SQL_ENDPOINT: string;
   TEST_FAULT_CONTROL: string;
+  TEST_JWKS_URL: string;
+  TEST_JWT_PRIVATE_KEYS: string;
 };
 
 /** The app under a different environment (another database, a broken setting). */
@@ -29,3 +36,59 @@ export const operatorHeaders = (extra: Record<string, string> = {}) => ({
   Authorization: `Bearer ${testEnv.LOCAL_AUTH_TOKEN}`,
   ...extra,
 });
+
+export type Call = (path: string, init?: RequestInit) => Response | Promise<Response>;
+
+/** The real Worker, as a client reaches it. */
+export const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
+
+export const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
+
+/** A JSON request through `call` (the real Worker by default); the body comes back parsed. */
+export async function send(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = operatorHeaders(),
+  call: Call = api,
+) {
+  const res = await call(path, {
+    method,
+    headers: { ...headers, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes and assert on them.
+  return { status: res.status, body: (text ? JSON.parse(text) : null) as Record<string, any> };
+}
+
+/**
+ * More operators than the one local token: each signs in with a JWT from the test issuer and is
+ * provisioned, by its first request, with a Personal organization it owns. `name` keeps each
+ * file's issuer and subjects apart.
+ */
+export function jwtOperators(name: string) {
+  const issuer = `https://issuer.${name}.test`;
+  const clerk = appWith({ AUTH_MODE: 'clerk', JWKS_URL: testEnv.TEST_JWKS_URL, JWT_ISSUER: issuer });
+
+  async function session(subject: string): Promise<{ Authorization: string }> {
+    const key = (JSON.parse(testEnv.TEST_JWT_PRIVATE_KEYS) as { RS256: JWK }).RS256;
+    const iat = Math.floor(Date.now() / 1000) - 5;
+    const jwt = await new SignJWT({ iss: issuer, sub: subject, iat, exp: iat + 600 })
+      .setProtectedHeader({ alg: 'RS256', kid: key.kid as string })
+      .sign(await importJWK(key, 'RS256'));
+    return { Authorization: `Bearer ${jwt}` };
+  }
+
+  async function newOperator() {
+    const subject = `${name}_${crypto.randomUUID()}`;
+    const headers = await session(subject);
+    expect((await clerk('/api/v1/boards', { headers })).status).toBe(200);
+    const db = await openDatabase(settingsSchema.parse(testEnv));
+    const [user] = await db.select().from(users).where(eq(users.subject, subject));
+    if (!user?.activeOrganizationId) throw new Error('operator not provisioned');
+    return { headers, userId: user.id, organizationId: user.activeOrganizationId };
+  }
+
+  return { clerk, session, newOperator };
+}

@@ -9,7 +9,7 @@ import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { appWith, json, testEnv } from './helpers';
 
-const env = testEnv as typeof testEnv & { TEST_JWKS_URL: string; TEST_JWT_PRIVATE_KEYS: string };
+const env = testEnv;
 const keys = JSON.parse(env.TEST_JWT_PRIVATE_KEYS) as { RS256: JWK; ES256: JWK };
 const ISSUER = 'https://issuer.test';
 const ADMIN_SUBJECT = 'user_platform_admin';

@@ -1,4 +1,4 @@
-import { createExecutionContext, SELF } from 'cloudflare:test';
+import { createExecutionContext } from 'cloudflare:test';
 import { sql } from 'drizzle-orm';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../workers/app';
@@ -6,10 +6,7 @@ import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { tasks } from '../../workers/db/schema-domain';
 import { sha256Hex } from '../../workers/lib/crypto';
-import { operatorHeaders, testEnv } from './helpers';
-
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
-const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
+import { api, bearer, operatorHeaders, testEnv } from './helpers';
 
 async function send(method: string, path: string, body?: unknown, headers: Record<string, string> = operatorHeaders()) {
   const res = await api(path, {

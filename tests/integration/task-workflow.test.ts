@@ -1,14 +1,9 @@
-/**
- * The board rules and dependencies, as operators and agents meet them. Approved or pending
- * approvals are inserted as fixtures (the approvals routes are tested on their own).
- */
-import { SELF } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { approvals, approvalTasks, tasks } from '../../workers/db/schema-domain';
-import { json, operatorHeaders, testEnv } from './helpers';
+import { api, json, operatorHeaders, testEnv } from './helpers';
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes and assert on them.
 type Json = Record<string, any>;
@@ -18,7 +13,6 @@ beforeAll(async () => {
   db = await openDatabase(settingsSchema.parse(testEnv));
 });
 
-const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
 const send = (method: string, path: string, body: unknown, headers: Record<string, string> = operatorHeaders()) =>
   api(path, { method, headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
 

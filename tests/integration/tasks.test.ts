@@ -1,58 +1,30 @@
-import { createExecutionContext, SELF } from 'cloudflare:test';
 import { and, eq, sql } from 'drizzle-orm';
-import { importJWK, type JWK, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../workers/app';
 import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { auditLogs, memberBoardAccess, organizationMembers, users } from '../../workers/db/schema';
 import { activityEvents, tasks } from '../../workers/db/schema-domain';
-import { json, operatorHeaders, testEnv } from './helpers';
+import { api, bearer, type Call, json, jwtOperators, operatorHeaders, testEnv } from './helpers';
 
-type Call = (path: string, init?: RequestInit) => Response | Promise<Response>;
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON shapes and assert on them.
 type Json = Record<string, any>;
 
-const env = testEnv as typeof testEnv & { TEST_JWKS_URL: string; TEST_JWT_PRIVATE_KEYS: string };
-const api: Call = (path, init = {}) => SELF.fetch(`https://mce.test${path}`, init);
-const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
-
-/** JWT mode: the way to other operators, each with an organization of their own. */
-const ISSUER = 'https://issuer.tasks.test';
-const clerkApp = createApp();
-const clerkEnv = { ...testEnv, AUTH_MODE: 'clerk', JWKS_URL: env.TEST_JWKS_URL, JWT_ISSUER: ISSUER } as Env;
-const clerk: Call = (path, init) => clerkApp.request(path, init, clerkEnv, createExecutionContext());
-async function session(subject: string): Promise<Record<string, string>> {
-  const key = (JSON.parse(env.TEST_JWT_PRIVATE_KEYS) as { RS256: JWK }).RS256;
-  const iat = Math.floor(Date.now() / 1000) - 5;
-  const jwt = await new SignJWT({ iss: ISSUER, sub: subject, iat, exp: iat + 600 })
-    .setProtectedHeader({ alg: 'RS256', kid: key.kid as string })
-    .sign(await importJWK(key, 'RS256'));
-  return { Authorization: `Bearer ${jwt}` };
-}
+/** Other operators, each with an organization of their own. */
+const { clerk, newOperator } = jwtOperators('tasks');
 
 let db: Database;
 beforeAll(async () => {
   db = await openDatabase(settingsSchema.parse(testEnv));
 });
 
-async function newOperator() {
-  const subject = `tasks_${crypto.randomUUID()}`;
-  const headers = await session(subject);
-  expect((await clerk('/api/v1/boards', { headers })).status).toBe(200);
-  const [user] = await db.select().from(users).where(eq(users.subject, subject));
-  if (!user?.activeOrganizationId) throw new Error('operator not provisioned');
-  return { headers, userId: user.id, organizationId: user.activeOrganizationId };
-}
-
 const send = (call: Call, method: string, path: string, body: unknown, headers: Record<string, string>) =>
   call(path, { method, headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
 type Headers = Record<string, string>;
-const post = (path: string, body: unknown, headers: Headers = operatorHeaders(), call = api) =>
+const post = (path: string, body: unknown, headers: Headers = operatorHeaders(), call: Call = api) =>
   send(call, 'POST', path, body, headers);
-const patch = (path: string, body: unknown, headers: Headers = operatorHeaders(), call = api) =>
+const patch = (path: string, body: unknown, headers: Headers = operatorHeaders(), call: Call = api) =>
   send(call, 'PATCH', path, body, headers);
-const get = (path: string, headers: Headers = operatorHeaders(), call = api) => call(path, { headers });
+const get = (path: string, headers: Headers = operatorHeaders(), call: Call = api) => call(path, { headers });
 
 async function ok(res: Response | Promise<Response>, status = 200): Promise<Json> {
   const r = await res;
@@ -72,11 +44,11 @@ async function error(res: Response | Promise<Response>, status: number): Promise
 const paths = (err: Json) => (err.details.issues as { path: string }[]).map((i) => i.path);
 
 const relaxed = { require_approval_for_done: false };
-const newBoard = (settings: Json = relaxed, headers: Headers = operatorHeaders(), call = api) =>
+const newBoard = (settings: Json = relaxed, headers: Headers = operatorHeaders(), call: Call = api) =>
   ok(post('/api/v1/boards', { name: `tasks ${crypto.randomUUID().slice(0, 8)}`, ...settings }, headers, call), 201);
 const newAgent = (boardId: string, isLead = false) =>
   ok(post('/api/v1/agents', { board_id: boardId, name: isLead ? 'lead' : 'worker', is_lead: isLead }), 201);
-const newTask = (boardId: string, body: Json = {}, headers: Headers = operatorHeaders(), call = api) =>
+const newTask = (boardId: string, body: Json = {}, headers: Headers = operatorHeaders(), call: Call = api) =>
   ok(post(`/api/v1/boards/${boardId}/tasks`, { title: 'A task', ...body }, headers, call), 201);
 
 async function activityOf(taskId: string) {
