@@ -2,30 +2,20 @@
  * Agent-token authentication at 1, 1,000 and 10,000 agents: one indexed lookup by token hash, so
  * latency must stay flat as agents grow (the upstream system scans every agent with PBKDF2).
  */
-import { randomBytes } from 'node:crypto';
-import { neon, neonConfig } from '@neondatabase/serverless';
-import { migrate } from '../cli/lib/migrations.ts';
-import { pgliteBackend, postgresBackend } from '../cli/sql-endpoint/backends.ts';
-import { startSqlEndpoint } from '../cli/sql-endpoint/server.ts';
+import { startBenchDatabase } from './lib/database.ts';
 import { type Measurement, measure, summarize } from './lib/load.ts';
 import { startWorker } from './lib/workerd.ts';
 import type { BenchConfig } from './run.ts';
 
 const SIZES = [1, 1_000, 10_000];
-const DATABASE_URL = 'postgresql://bench@localhost/bench';
 
 export async function benchAgentAuth(
   config: BenchConfig,
   bundle: string,
   settings: Record<string, string>,
 ): Promise<string> {
-  const token = randomBytes(32).toString('base64url');
-  const postgresUrl = process.env.BENCH_DATABASE_URL;
-  const backend = postgresUrl ? postgresBackend(postgresUrl) : await pgliteBackend();
-  const endpoint = await startSqlEndpoint({ backend, token });
-  neonConfig.fetchEndpoint = endpoint.url;
-  const sql = neon(DATABASE_URL, { authToken: token });
-  await migrate(sql);
+  const database = await startBenchDatabase();
+  const { sql } = database;
   const orgId = crypto.randomUUID();
   const boardId = crypto.randomUUID();
   await sql.transaction([
@@ -35,8 +25,7 @@ export async function benchAgentAuth(
 
   const worker = await startWorker(bundle, {
     ...settings,
-    DATABASE_HTTP_ENDPOINT: endpoint.url,
-    DATABASE_HTTP_TOKEN: token,
+    ...database.bindings,
     // Measure authentication, not the per-agent rate limit.
     AGENT_RATE_LIMIT: '1000000000/60',
   });
@@ -70,8 +59,7 @@ export async function benchAgentAuth(
     }
   } finally {
     await worker.stop();
-    await endpoint.close();
-    await backend.close();
+    await database.close();
   }
   const first = summarize(results.get(SIZES[0] ?? 1) ?? []);
   const rows = SIZES.map((size) => {
@@ -81,7 +69,7 @@ export async function benchAgentAuth(
   return `## Agent-token authentication scaling
 
 \`GET /api/v1/agent/me\` with \`X-Agent-Token\`, through the Worker on workerd and the local SQL endpoint on
-${postgresUrl ? 'PostgreSQL (BENCH_DATABASE_URL)' : 'PGlite (in memory)'}, with 1, 1,000 and 10,000 agents in the table.
+${database.label}, with 1, 1,000 and 10,000 agents in the table.
 Each request hashes the token and does one indexed lookup. The endpoint runs in the benchmark's own Node
 process beside the load generator, so absolute latencies are pessimistic; the ratio is what matters.
 

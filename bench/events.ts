@@ -8,16 +8,12 @@
  * measured phase lasts BENCH_SECONDS × BENCH_RUNS.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { neon, neonConfig } from '@neondatabase/serverless';
-import { migrate } from '../cli/lib/migrations.ts';
-import { pgliteBackend, postgresBackend } from '../cli/sql-endpoint/backends.ts';
-import { startSqlEndpoint } from '../cli/sql-endpoint/server.ts';
+import { startBenchDatabase } from './lib/database.ts';
 import { cpuSeconds, type RunningWorker, startWorker } from './lib/workerd.ts';
 import type { BenchConfig } from './run.ts';
 
 const SUBSCRIBERS = Number(process.env.BENCH_EVENT_SUBSCRIBERS ?? 500);
 const PAUSE_MS = Number(process.env.BENCH_EVENT_PAUSE_MS ?? 100);
-const DATABASE_URL = 'postgresql://bench@localhost/bench';
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
 function percentile(sorted: number[], p: number): number {
@@ -56,13 +52,8 @@ export async function benchEvents(
   bundle: string,
   settings: Record<string, string>,
 ): Promise<string> {
-  const token = randomBytes(32).toString('base64url');
-  const postgresUrl = process.env.BENCH_DATABASE_URL;
-  const backend = postgresUrl ? postgresBackend(postgresUrl) : await pgliteBackend();
-  const endpoint = await startSqlEndpoint({ backend, token });
-  neonConfig.fetchEndpoint = endpoint.url;
-  const sql = neon(DATABASE_URL, { authToken: token });
-  await migrate(sql);
+  const database = await startBenchDatabase();
+  const { sql } = database;
   const [orgId, boardId] = [crypto.randomUUID(), crypto.randomUUID()];
   const apiKey = `mce_${randomBytes(32).toString('base64url')}`;
   const agentToken = `mca_${randomBytes(32).toString('base64url')}`;
@@ -84,8 +75,7 @@ export async function benchEvents(
     bundle,
     {
       ...settings,
-      DATABASE_HTTP_ENDPOINT: endpoint.url,
-      DATABASE_HTTP_TOKEN: token,
+      ...database.bindings,
       AGENT_RATE_LIMIT: '1000000000/60',
     },
     { durableObjects: { EVENT_HUB: 'EventHub' } },
@@ -144,8 +134,7 @@ export async function benchEvents(
   } finally {
     for (const ws of sockets) ws.close();
     await worker.stop().catch(() => {});
-    await endpoint.close();
-    await backend.close();
+    await database.close();
   }
 
   const expected = changes * sockets.length;
@@ -169,7 +158,7 @@ export async function benchEvents(
 ${sockets.length} WebSocket subscribers (Node's built-in WebSocket client) on one board, each through
 \`POST /api/v1/events/ticket\` and \`GET /api/v1/events\`; a lead agent then creates tasks one after another through
 \`POST /api/v1/agent/tasks\` (${PAUSE_MS} ms apart, after 10 unmeasured warm-up changes). Each change commits its
-activity row on ${postgresUrl ? 'PostgreSQL (BENCH_DATABASE_URL)' : 'PGlite (in memory, in the benchmark process)'}; the Worker then publishes it
+activity row on ${database.label}; the Worker then publishes it
 to the organization's event hub (a Durable Object with SQLite storage on workerd), which sends it to every socket.
 Latency is taken for every delivery, from the activity row's \`created_at\` (its statement's start, so at or before
 the commit) to the message event in the subscriber. All ${sockets.length} subscribers share one Node process, on the same

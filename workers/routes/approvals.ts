@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { authorize } from '../auth/policy';
 import { validationHook } from '../middleware/errors';
 import {
@@ -120,6 +120,26 @@ function resolveRoute(decision: 'approve' | 'reject') {
   });
 }
 
+type ResolveInput = { out: { param: z.infer<typeof ApprovalParams>; json: z.infer<typeof Resolution> } };
+
+/** Approve and reject differ only in the outcome they record. */
+async function resolve(c: Context<AppEnv, string, ResolveInput>, outcome: 'approved' | 'rejected') {
+  const { principal, organizationId } = authorize(c.var.principal, resolvers);
+  const { id, approval: approvalId } = c.req.valid('param');
+  const { approval, events } = await resolveApproval(
+    c.var.db,
+    c.var.audit,
+    boardAccess(principal, organizationId),
+    id,
+    approvalId,
+    outcome,
+    c.req.valid('json').note ?? null,
+  );
+  c.set('audited', true);
+  publishActivity(c, events);
+  return c.json(approvalToRead(approval), 200);
+}
+
 export const approvalRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
   .openapi(
     createRoute({
@@ -175,37 +195,5 @@ export const approvalRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationH
       return c.json(approvalToRead(approval), 201);
     },
   )
-  .openapi(resolveRoute('approve'), async (c) => {
-    const { principal, organizationId } = authorize(c.var.principal, resolvers);
-    const { id, approval: approvalId } = c.req.valid('param');
-    const body = c.req.valid('json');
-    const { approval, events } = await resolveApproval(
-      c.var.db,
-      c.var.audit,
-      boardAccess(principal, organizationId),
-      id,
-      approvalId,
-      'approved',
-      body.note ?? null,
-    );
-    c.set('audited', true);
-    publishActivity(c, events);
-    return c.json(approvalToRead(approval), 200);
-  })
-  .openapi(resolveRoute('reject'), async (c) => {
-    const { principal, organizationId } = authorize(c.var.principal, resolvers);
-    const { id, approval: approvalId } = c.req.valid('param');
-    const body = c.req.valid('json');
-    const { approval, events } = await resolveApproval(
-      c.var.db,
-      c.var.audit,
-      boardAccess(principal, organizationId),
-      id,
-      approvalId,
-      'rejected',
-      body.note ?? null,
-    );
-    c.set('audited', true);
-    publishActivity(c, events);
-    return c.json(approvalToRead(approval), 200);
-  });
+  .openapi(resolveRoute('approve'), (c) => resolve(c, 'approved'))
+  .openapi(resolveRoute('reject'), (c) => resolve(c, 'rejected'));
