@@ -45,26 +45,18 @@ const rate = z
   })
   .refine((r) => r.limit > 0 && r.windowSeconds > 0, 'both numbers must be positive');
 
-const origins = z.string().transform((value, ctx) => {
-  const list = value
-    .split(',')
-    .map((o) => o.trim())
-    .filter(Boolean);
-  for (const origin of list) {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(origin);
-    } catch {}
-    if (!parsed || parsed.origin !== origin) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'must be a comma-separated list of origins like https://ops.example.com',
-      });
-      return z.NEVER;
-    }
+const isOrigin = (value: string) => {
+  try {
+    return new URL(value).origin === value;
+  } catch {
+    return false;
   }
-  return list;
-});
+};
+
+const origins = list.refine(
+  (values) => values.every(isOrigin),
+  'must be a comma-separated list of origins like https://ops.example.com',
+);
 
 export const settingsSchema = z
   .object({
