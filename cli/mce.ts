@@ -4,13 +4,14 @@ import { parseArgs } from 'node:util';
 import { buildAssetsCommand, buildAssetsHelp } from './commands/build-assets.ts';
 import { migrateCommand, migrateHelp } from './commands/migrate.ts';
 import { serveSqlCommand, serveSqlHelp } from './commands/serve-sql.ts';
+import { serveUpstashCommand, serveUpstashHelp } from './commands/serve-upstash.ts';
 import { startCommand, startHelp } from './commands/start.ts';
 import { CliError, createOutput } from './lib/output.ts';
 
 const HELP = `Usage: mce <command> [options]
 
 Commands:
-${[startHelp, migrateHelp, serveSqlHelp, buildAssetsHelp].map((h) => `  ${h.replaceAll('\n', '\n  ')}`).join('\n\n')}
+${[startHelp, migrateHelp, serveSqlHelp, serveUpstashHelp, buildAssetsHelp].map((h) => `  ${h.replaceAll('\n', '\n  ')}`).join('\n\n')}
 
 Global options: --json (machine-readable output), --help`;
 
@@ -39,6 +40,8 @@ async function main(argv: string[]): Promise<void> {
       return migrateCommand(out, { status: values.status });
     case 'serve-sql':
       return serveSqlCommand(out, { port });
+    case 'serve-upstash':
+      return serveUpstashCommand(out, { port });
     case 'build-assets':
       return buildAssetsCommand(out);
     default:

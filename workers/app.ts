@@ -1,9 +1,9 @@
 /** Builds the Hono app: the middleware order below is deliberate, then the routes. */
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { InProcessRateLimiter } from './lib/rate-limiter';
 import { auditFailedMutations, authenticate } from './middleware/auth';
 import { jsonBodyLimit } from './middleware/body-limit';
 import { cors } from './middleware/cors';
+import { emergencyShutdownAdminsOnly, emergencyShutdownGate } from './middleware/emergency-shutdown';
 import { notFound, onError, validationHook } from './middleware/errors';
 import { logger } from './middleware/logger';
 import { requestId } from './middleware/request-id';
@@ -25,14 +25,13 @@ import { mountDocs } from './routes/docs';
 import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { organizationRoutes } from './routes/organizations';
+import { platformRoutes } from './routes/platform';
 import { taskRoutes } from './routes/tasks';
 import { userRoutes } from './routes/users';
+import { webhookRoutes } from './routes/webhooks';
 import type { AppEnv } from './types';
 
 const PROBES = ['/healthz', '/readyz'];
-
-/** Until the edge-security issue brings shared limiters, counts live in the isolate. */
-const limiter = new InProcessRateLimiter();
 
 export function createApp(): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -45,7 +44,9 @@ export function createApp(): OpenAPIHono<AppEnv> {
   // Probes report bad settings themselves (/readyz names `config`); everything else refuses to run.
   app.use('*', requireValidSettings({ except: PROBES }));
   app.use('/api/*', jsonBodyLimit());
-  app.use('/api/v1/*', authenticate({ limiter }));
+  app.use('/api/*', emergencyShutdownGate());
+  app.use('/api/v1/*', authenticate());
+  app.use('/api/*', emergencyShutdownAdminsOnly());
   app.use('/api/v1/*', auditFailedMutations());
 
   app.route('/', healthRoutes);
@@ -61,9 +62,11 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route('/', userRoutes);
   app.route('/', organizationRoutes);
   app.route('/', boardRoutes);
+  app.route('/', webhookRoutes);
   app.route('/', agentRoutes);
   app.route('/', agentApiRoutes);
   app.route('/', adminRoutes);
+  app.route('/', platformRoutes);
   app.route('/', auditLogRoutes);
   mountDocs(app);
 

@@ -3,6 +3,7 @@
  * silently switch a protection off; errors name the setting, never its value.
  */
 import { z } from 'zod';
+import type { EncryptionKeys } from './lib/secret-box';
 
 const blankAsUnset = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess(blankAsUnset, schema.optional());
@@ -72,6 +73,7 @@ export const settingsSchema = z
     AUTH_MODE: withDefault(z.enum(['local', 'clerk']), 'local'),
     LOCAL_AUTH_TOKEN: optional(secretToken),
     ENCRYPTION_KEY: z.preprocess(blankAsUnset, encryptionKey),
+    ENCRYPTION_KEY_PREVIOUS: optional(encryptionKey),
     CORS_ORIGINS: withDefault(origins, ''),
     REQUEST_LOG_SLOW_MS: withDefault(int(1, 600_000), 1000),
     JSON_BODY_LIMIT_BYTES: withDefault(int(1024, 10 * 1024 * 1024), 256 * 1024),
@@ -85,6 +87,18 @@ export const settingsSchema = z
     AGENT_RATE_LIMIT: withDefault(rate, '300/60'),
     AGENT_AUTH_FAILURE_LIMIT: withDefault(rate, '20/60'),
     AUTH_FAILURE_LIMIT: withDefault(rate, '20/60'),
+    WEBHOOK_RATE_LIMIT: withDefault(rate, '60/60'),
+    WEBHOOK_MISS_LIMIT: withDefault(rate, '30/60'),
+    RATE_LIMIT_BACKEND: withDefault(z.enum(['durable-object', 'upstash']), 'durable-object'),
+    UPSTASH_REDIS_REST_URL: optional(
+      z.url({ protocol: /^https?$/, error: 'must be the https URL of the Upstash database' }),
+    ),
+    UPSTASH_REDIS_REST_TOKEN: optional(z.string().min(20, 'must be at least 20 characters')),
+    UPSTASH_TIMEOUT_MS: withDefault(int(50, 10_000), 500),
+    INJECTION_ACTION: withDefault(z.enum(['warn', 'block', 'off']), 'warn'),
+    MAX_MESSAGE_CHARS: withDefault(int(1_000, 1_000_000), 32_000),
+    WEBHOOK_REDELIVER_AFTER_SECONDS: withDefault(int(0, 86_400), 300),
+    WEBHOOK_BODY_TIMEOUT_MS: withDefault(int(100, 60_000), 10_000),
     CONTENT_SECURITY_POLICY: optional(z.string()),
     STRICT_TRANSPORT_SECURITY: optional(z.string()),
   })
@@ -98,6 +112,19 @@ export const settingsSchema = z
           ctx.addIssue({ code: 'custom', path: [name], message: 'is required when AUTH_MODE is clerk' });
       }
     }
+    if (s.RATE_LIMIT_BACKEND === 'upstash') {
+      for (const name of ['UPSTASH_REDIS_REST_URL', 'UPSTASH_REDIS_REST_TOKEN'] as const) {
+        if (s[name] === undefined)
+          ctx.addIssue({ code: 'custom', path: [name], message: 'is required when RATE_LIMIT_BACKEND is upstash' });
+      }
+    }
+    if (s.ENCRYPTION_KEY_PREVIOUS !== undefined && s.ENCRYPTION_KEY_PREVIOUS === s.ENCRYPTION_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ENCRYPTION_KEY_PREVIOUS'],
+        message: 'must differ from ENCRYPTION_KEY (it is the key being rotated out)',
+      });
+    }
     if (s.DATABASE_HTTP_ENDPOINT !== undefined && s.DATABASE_HTTP_TOKEN === undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -108,6 +135,12 @@ export const settingsSchema = z
   });
 
 export type Settings = z.infer<typeof settingsSchema>;
+
+/** ENCRYPTION_KEY seals; ENCRYPTION_KEY_PREVIOUS still opens rows sealed before a rotation. */
+export const encryptionKeys = (s: Settings): EncryptionKeys => ({
+  current: s.ENCRYPTION_KEY,
+  previous: s.ENCRYPTION_KEY_PREVIOUS,
+});
 
 export interface SettingProblem {
   setting: string;

@@ -1,10 +1,15 @@
-/** The Worker's entry points. Durable Object classes are re-exported here as they are added. */
+/** The Worker's entry points: HTTP, queue consumers and cron triggers; Durable Object classes re-exported. */
 import { createApp } from './app';
+import { dispatchScheduled } from './cron/dispatcher';
+import { consumeWebhookDeliveries } from './queues/webhook-deliveries';
 
 export { EventHub } from '../durable-objects/event-hub';
+export { RateLimiter } from '../durable-objects/rate-limiter';
 
 const app = createApp();
 
 export default {
   fetch: app.fetch,
+  queue: consumeWebhookDeliveries,
+  scheduled: dispatchScheduled,
 } satisfies ExportedHandler<Env>;

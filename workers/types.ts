@@ -15,6 +15,8 @@ export interface AppVariables {
   audit: AuditContext;
   /** True once the handler wrote its audit row; otherwise a failed mutation is audited for it. */
   audited: boolean;
+  /** Emergency shutdown is on: only platform admins get past authentication. */
+  shutdown: boolean;
 }
 
 export interface AppEnv {

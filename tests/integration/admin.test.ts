@@ -4,13 +4,9 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { auditLogs, organizationMembers, users } from '../../workers/db/schema';
-import { api, appWith, bearer, type Call, json, operatorHeaders, testEnv } from './helpers';
+import { api, appWith, bearer, type Call, freshIp, json, operatorHeaders, testEnv } from './helpers';
 
 const env = testEnv;
-const freshIp = () => {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
-};
 const agentMe = (token: string) =>
   api('/api/v1/agent/me', { headers: { 'X-Agent-Token': token, 'CF-Connecting-IP': freshIp() } });
 

@@ -4,13 +4,9 @@ import { settingsSchema } from '../../workers/config';
 import { type Database, openDatabase } from '../../workers/db/client';
 import { auditLogs } from '../../workers/db/schema';
 import { activityEvents, tasks } from '../../workers/db/schema-domain';
-import { api, operatorHeaders, testEnv } from './helpers';
+import { api, freshIp, operatorHeaders, testEnv } from './helpers';
 
 /** A fresh client address per call: the failed-agent-auth limiter counts per IP and is shared. */
-const freshIp = () => {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
-};
 
 async function send(method: string, path: string, body?: unknown, headers: Record<string, string> = operatorHeaders()) {
   const res = await api(path, {

@@ -5,14 +5,10 @@ import { openDatabase } from '../../workers/db/client';
 import { agents, auditLogs } from '../../workers/db/schema';
 import { activityEvents, tasks } from '../../workers/db/schema-domain';
 import { sha256Hex } from '../../workers/lib/crypto';
-import { api, appWith, bearer, json, operatorHeaders, testEnv } from './helpers';
+import { api, appWith, bearer, freshIp, json, operatorHeaders, testEnv } from './helpers';
 
 const agentHeader = (token: string) => ({ 'X-Agent-Token': token });
 /** A fresh client address per test: the failed-agent-auth limiter counts per IP and is shared. */
-const freshIp = () => {
-  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
-  return `10.${a}.${b}.${c}`;
-};
 
 async function post(path: string, body: unknown, headers: Record<string, string> = operatorHeaders()) {
   const res = await api(path, {

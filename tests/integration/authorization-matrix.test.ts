@@ -3,7 +3,7 @@ import { createApp } from '../../workers/app';
 import { settingsSchema } from '../../workers/config';
 import { openDatabase } from '../../workers/db/client';
 import { sha256Hex } from '../../workers/lib/crypto';
-import { PUBLIC_ROUTES } from '../../workers/routes/registry';
+import { isPublicRoute } from '../../workers/routes/registry';
 import { api, json, operatorHeaders, testEnv } from './helpers';
 
 const post = async (path: string, body: unknown) =>
@@ -24,7 +24,7 @@ const routes: Route[] = createApp()
   .routes.filter((r) => r.method !== 'ALL')
   .map((r) => ({ method: r.method, path: r.path }))
   .filter((r, i, all) => all.findIndex((o) => o.method === r.method && o.path === r.path) === i);
-const isPublic = (r: Route) => PUBLIC_ROUTES.some((p) => p.method === r.method && p.path === r.path);
+const isPublic = (r: Route) => isPublicRoute(r.method, r.path);
 
 /** Ids of organization A's objects, by the path segment that names their collection. */
 const fixtures: Record<string, string> = {};
@@ -55,6 +55,8 @@ beforeAll(async () => {
     payload: { reason: 'matrix' },
     confidence: 50,
   });
+  const webhook = await post(`/api/v1/boards/${board.id}/webhooks`, { description: 'matrix webhook' });
+  const delivery = await json(await api(webhook.endpoint_path, { method: 'POST', body: '{"matrix":true}' }));
   const field = await post('/api/v1/custom-fields', {
     key: `matrix_${Date.now()}`,
     label: 'Matrix',
@@ -72,6 +74,8 @@ beforeAll(async () => {
     tasks: task.id,
     approvals: approval.id,
     'custom-fields': field.id,
+    webhooks: webhook.id,
+    payloads: delivery.payload_id,
   });
   for (const [name, id] of Object.entries(fixtures))
     if (typeof id !== 'string') throw new Error(`fixture ${name} failed`);
@@ -119,6 +123,8 @@ const universalBody = JSON.stringify({
   field_type: 'text',
   version: 1,
   token: 'mci_matrix',
+  description: 'matrix',
+  enabled: false,
 });
 
 /** Writes a read-only key may make, each with the reason. */

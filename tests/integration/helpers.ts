@@ -15,6 +15,10 @@ export const testEnv = env as Env & {
   TEST_FAULT_CONTROL: string;
   TEST_JWKS_URL: string;
   TEST_JWT_PRIVATE_KEYS: string;
+  TEST_UPSTASH_URL: string;
+  TEST_UPSTASH_TOKEN: string;
+  TEST_UPSTASH_DEAD_URL: string;
+  TEST_UPSTASH_HANG_URL: string;
 };
 
 /** The app under a different environment (another database, a broken setting). */
@@ -41,6 +45,12 @@ export type Call = (path: string, init?: RequestInit) => Response | Promise<Resp
 
 /** The real Worker, as a client reaches it. */
 export const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
+
+/** A client address no other test uses, so per-IP limits start from zero. */
+export const freshIp = () => {
+  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
+  return `10.${a}.${b}.${c}`;
+};
 
 export const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
 

@@ -1,7 +1,9 @@
 /**
  * Starts what the workerd tests talk to: the SQL endpoint over a migrated test database, one over
  * an empty database, and one whose database link the tests can cut through `faultControl`; and a
- * stand-in OIDC issuer JWKS (`jwksUrl`, with the private keys in `jwtPrivateKeys`).
+ * stand-in OIDC issuer JWKS (`jwksUrl`, with the private keys in `jwtPrivateKeys`); an Upstash REST
+ * endpoint over a private redis-server (`upstashUrl`), one over a port where no Redis listens
+ * (`upstashDeadUrl`), and an HTTP server that never answers (`upstashHangUrl`).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,8 +12,10 @@ import type { TestProject } from 'vitest/node';
 import { migrate } from '../../cli/lib/migrations.ts';
 import { postgresBackend } from '../../cli/sql-endpoint/backends.ts';
 import { startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
+import { startUpstashRest } from '../../cli/upstash-rest/server.ts';
 import { createTestDatabase, testToken } from './databases.ts';
 import { startJwksServer } from './jwks.ts';
+import { startHangingServer, startRedis, unusedPort } from './redis.ts';
 import { startTcpProxy } from './tcp-proxy.ts';
 
 export default async function setup(project: TestProject) {
@@ -52,6 +56,14 @@ export default async function setup(project: TestProject) {
   });
   await new Promise<void>((resolve) => control.listen(0, '127.0.0.1', resolve));
   const jwks = await startJwksServer();
+  const redis = await startRedis();
+  const upstashToken = testToken();
+  const upstash = await startUpstashRest({ redisUrl: redis.url, token: upstashToken });
+  const upstashDead = await startUpstashRest({
+    redisUrl: `redis://127.0.0.1:${await unusedPort()}`,
+    token: upstashToken,
+  });
+  const upstashHang = await startHangingServer();
 
   project.provide('backendKind', main.backend.kind);
   project.provide('sqlEndpoint', mainEndpoint.url);
@@ -61,9 +73,17 @@ export default async function setup(project: TestProject) {
   project.provide('faultControl', `http://127.0.0.1:${(control.address() as AddressInfo).port}`);
   project.provide('jwksUrl', jwks.jwksUrl);
   project.provide('jwtPrivateKeys', JSON.stringify(jwks.privateKeys));
+  project.provide('upstashUrl', upstash.url);
+  project.provide('upstashToken', upstashToken);
+  project.provide('upstashDeadUrl', upstashDead.url);
+  project.provide('upstashHangUrl', upstashHang.url);
 
   return async () => {
     control.close();
+    await upstashHang.close();
+    await upstashDead.close();
+    await upstash.close();
+    await redis.stop();
     await jwks.close();
     await faulty.close();
     await proxy.close();

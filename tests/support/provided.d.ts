@@ -13,6 +13,13 @@ declare module 'vitest' {
     jwksUrl: string;
     /** JSON `{RS256: JWK, ES256: JWK}`: the private keys behind jwksUrl, to sign test tokens. */
     jwtPrivateKeys: string;
+    /** Upstash REST endpoint over a private redis-server (tests/support/redis.ts); token `upstashToken`. */
+    upstashUrl: string;
+    upstashToken: string;
+    /** Upstash REST endpoint whose Redis is not there: every command fails (HTTP 503). */
+    upstashDeadUrl: string;
+    /** An HTTP server that accepts requests and never answers. */
+    upstashHangUrl: string;
   }
 }
 

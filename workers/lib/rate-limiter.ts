@@ -1,7 +1,8 @@
 /**
- * The rate limiter interface every limit goes through. The in-process implementation below counts
- * per isolate only; the edge-security issue puts Durable Object and Upstash backends behind it.
+ * The one rate-limiting interface every limit goes through, and the 429 it turns into. Backends
+ * (Durable Objects, Upstash) live in services/rate-limit/.
  */
+import { AppError } from './errors';
 
 export interface RateRule {
   limit: number;
@@ -10,72 +11,33 @@ export interface RateRule {
 
 export interface RateDecision {
   allowed: boolean;
+  limit: number;
   remaining: number;
-  retryAfterSeconds: number;
+  /** When the window ends, in epoch milliseconds. */
+  resetAt: number;
 }
 
 export interface RateLimiter {
   /** Counts one request against `key` and says whether it is within the rule. */
-  hit(key: string, rule: RateRule): Promise<RateDecision>;
-  /** Says whether `key` is already over the rule, without counting. */
+  limit(key: string, rule: RateRule): Promise<RateDecision>;
+  /** Says whether one more request would be allowed, without counting it. */
   peek(key: string, rule: RateRule): Promise<RateDecision>;
 }
 
-interface Window {
-  startedAt: number;
-  count: number;
+/** Seconds until the window resets, at least 1 so clients never retry in a tight loop. */
+export function secondsUntilReset(decision: RateDecision, now = Date.now()): number {
+  return Math.max(1, Math.ceil((decision.resetAt - now) / 1000));
 }
 
-/** Fixed windows in a Map, pruned as it grows. */
-export class InProcessRateLimiter implements RateLimiter {
-  readonly #windows = new Map<string, Window>();
-  readonly #now: () => number;
-
-  constructor(now: () => number = Date.now) {
-    this.#now = now;
-  }
-
-  async hit(key: string, rule: RateRule): Promise<RateDecision> {
-    const window = this.#current(key, rule);
-    window.count += 1;
-    return this.#decide(window, rule);
-  }
-
-  async peek(key: string, rule: RateRule): Promise<RateDecision> {
-    const window = this.#current(key, rule);
-    // Peeking asks "would one more be allowed?".
-    return {
-      ...this.#decide({ ...window, count: window.count + 1 }, rule),
-      remaining: Math.max(0, rule.limit - window.count),
-    };
-  }
-
-  #current(key: string, rule: RateRule): Window {
-    const now = this.#now();
-    let window = this.#windows.get(key);
-    if (!window || now - window.startedAt >= rule.windowSeconds * 1000) {
-      if (this.#windows.size > 10_000) this.#prune(now, rule);
-      window = { startedAt: now, count: 0 };
-      this.#windows.set(key, window);
-    }
-    return window;
-  }
-
-  #decide(window: Window, rule: RateRule): RateDecision {
-    const retryAfterSeconds = Math.max(
-      1,
-      Math.ceil((window.startedAt + rule.windowSeconds * 1000 - this.#now()) / 1000),
-    );
-    return {
-      allowed: window.count <= rule.limit,
-      remaining: Math.max(0, rule.limit - window.count),
-      retryAfterSeconds,
-    };
-  }
-
-  #prune(now: number, rule: RateRule): void {
-    for (const [key, window] of this.#windows) {
-      if (now - window.startedAt >= rule.windowSeconds * 1000) this.#windows.delete(key);
-    }
-  }
+/** 429 with Retry-After and the IETF RateLimit-* headers. */
+export function tooManyRequests(decision: RateDecision): AppError {
+  const reset = String(secondsUntilReset(decision));
+  return new AppError(429, 'rate_limited', 'Too many requests; slow down.', {
+    headers: {
+      'Retry-After': reset,
+      'RateLimit-Limit': String(decision.limit),
+      'RateLimit-Remaining': String(Math.max(0, decision.remaining)),
+      'RateLimit-Reset': reset,
+    },
+  });
 }

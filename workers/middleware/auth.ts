@@ -9,11 +9,13 @@ import {
 } from '../auth/authenticate';
 import { actorId, organizationOf, type Principal } from '../auth/principal';
 import { openDatabase } from '../db/client';
+import { clientKey } from '../lib/client-ip';
 import { AppError } from '../lib/errors';
 import { log } from '../lib/log';
-import type { RateLimiter } from '../lib/rate-limiter';
+import { tooManyRequests } from '../lib/rate-limiter';
 import { isPublicRoute } from '../routes/registry';
 import { type AuditContext, auditInsert } from '../services/audit';
+import { rateLimiterFor } from '../services/rate-limit';
 import type { AppEnv } from '../types';
 
 const AGENT_API = '/api/v1/agent/';
@@ -44,11 +46,11 @@ function locked(): AppError {
  * everything else. Failures are audited and rate limited per client IP, so refused credentials
  * can be neither guessed quickly nor used to flood the audit log.
  */
-export function authenticate(options: { limiter: RateLimiter }): MiddlewareHandler<AppEnv> {
-  const { limiter } = options;
+export function authenticate(): MiddlewareHandler<AppEnv> {
   return async function authenticateMiddleware(c, next) {
     if (isPublicRoute(c.req.method, c.req.path)) return next();
     const settings = c.var.settings;
+    const limiter = rateLimiterFor(c.env, settings);
     const db = await openDatabase(settings);
     const origin = { ip: clientIp(c), userAgent: c.req.header('User-Agent') ?? null, requestId: c.var.requestId };
     const agentRoute = c.req.path.startsWith(AGENT_API);
@@ -56,17 +58,22 @@ export function authenticate(options: { limiter: RateLimiter }): MiddlewareHandl
     // Cloudflare always sets CF-Connecting-IP. Agents share gateway IPs, so their failures have
     // their own budget; an operator request without an IP (local tools) is not counted.
     const failures = agentRoute
-      ? { key: `agent-auth-failed:${origin.ip ?? 'unknown'}`, rule: settings.AGENT_AUTH_FAILURE_LIMIT }
+      ? { key: `agent-auth-failed:${clientKey(origin.ip)}`, rule: settings.AGENT_AUTH_FAILURE_LIMIT }
       : origin.ip
-        ? { key: `auth-failed:${origin.ip}`, rule: settings.AUTH_FAILURE_LIMIT }
+        ? { key: `auth-failed:${clientKey(origin.ip)}`, rule: settings.AUTH_FAILURE_LIMIT }
         : null;
     if (failures) {
       const budget = await limiter.peek(failures.key, failures.rule);
-      if (!budget.allowed) throw tooMany(budget.retryAfterSeconds);
+      if (!budget.allowed) throw tooManyRequests(budget);
     }
 
     const refuse = async (failure: Failure, actorType: AuditContext['actorType']) => {
-      if (failures && failure.status === 401) await limiter.hit(failures.key, failures.rule);
+      // Counted atomically after the check: of many concurrent failures exactly the rule's limit
+      // get their 401 (and audit row); the rest are refused as rate limited.
+      if (failures && failure.status === 401) {
+        const decision = await limiter.limit(failures.key, failures.rule);
+        if (!decision.allowed) throw tooManyRequests(decision);
+      }
       const prefix = token?.slice(0, 6) ?? null;
       // Only the first characters, under a key the redactor lets through, to correlate attempts.
       log('warn', 'auth.failed', {
@@ -92,8 +99,8 @@ export function authenticate(options: { limiter: RateLimiter }): MiddlewareHandl
       if (!token) throw unauthenticated();
       const result = await verifyAgentToken(db, token);
       if (!result.ok) return refuse(result, 'agent');
-      const decision = await limiter.hit(`agent:${result.principal.agentId}`, settings.AGENT_RATE_LIMIT);
-      if (!decision.allowed) throw tooMany(decision.retryAfterSeconds);
+      const decision = await limiter.limit(`agent:${result.principal.agentId}`, settings.AGENT_RATE_LIMIT);
+      if (!decision.allowed) throw tooManyRequests(decision);
       principal = result.principal;
     } else if (!token) {
       throw unauthenticated();
@@ -121,12 +128,6 @@ export function authenticate(options: { limiter: RateLimiter }): MiddlewareHandl
     });
     await next();
   };
-}
-
-function tooMany(retryAfterSeconds: number): AppError {
-  return new AppError(429, 'rate_limited', 'Too many requests; slow down.', {
-    headers: { 'Retry-After': String(retryAfterSeconds) },
-  });
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

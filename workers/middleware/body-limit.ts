@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit as honoBodyLimit } from 'hono/body-limit';
 import { AppError } from '../lib/errors';
+import { publicRoute } from '../routes/registry';
 import type { AppEnv } from '../types';
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
@@ -29,6 +30,7 @@ export function jsonBodyLimit(): MiddlewareHandler<AppEnv> {
   };
   return async function jsonBodyLimitMiddleware(c, next) {
     if (!WITH_BODY.has(c.req.method) || c.req.raw.body === null) return next();
+    if (publicRoute(c.req.method, c.req.path)?.rawBody) return next();
     const mediaType = (c.req.header('content-type') ?? '').split(';')[0]?.trim() ?? '';
     if (!JSON_TYPE.test(mediaType)) {
       throw new AppError(415, 'unsupported_media_type', 'Send the request body as application/json.', {

@@ -6,7 +6,8 @@ import { validationHook } from '../middleware/errors';
 import { getAgentContext, getAgentSelf, listAgents, recordHeartbeat } from '../services/agents';
 import { createApproval, listApprovals } from '../services/approvals';
 import { createMemoryEntry, listMemory } from '../services/board-memory';
-import { type BoardViewer, fullBoardAccess } from '../services/boards';
+import { type BoardViewer, boardNotFound, fullBoardAccess } from '../services/boards';
+import { getPayload } from '../services/webhooks';
 import type { AppEnv } from '../types';
 import { AgentRead, agentToRead } from './agents';
 import { ApprovalCreate, ApprovalFilter, ApprovalRead, approvalToRead, toNewApproval } from './approvals';
@@ -14,6 +15,7 @@ import { MemoryCreate, MemoryFilter, MemoryRead, memoryToRead } from './board-me
 import { BoardRead, boardToRead } from './boards';
 import { publishActivity } from './publish';
 import { errorContent, jsonBody, jsonResponse, listOf, Pagination } from './schemas';
+import { PayloadSummary, payloadSummary } from './webhooks';
 
 const AgentSelf = z
   .object({
@@ -43,6 +45,15 @@ const agentErrors = {
 
 const tags = ['agent-api'];
 const description = 'Authenticated with the agent token in `X-Agent-Token` (or `Authorization: Bearer`).';
+
+const AgentPayload = PayloadSummary.extend({
+  payload: z.unknown().openapi({ description: 'As stored; a string cut to max_chars when `truncated`' }),
+  truncated: z.boolean(),
+  total_chars: z.number().int().openapi({ description: 'Length of the payload as text' }),
+}).openapi('AgentWebhookPayload');
+
+const PayloadParams = z.object({ id: z.uuid(), webhook_id: z.uuid(), payload_id: z.uuid() });
+const PayloadQuery = z.object({ max_chars: z.coerce.number().int().min(1).max(1_000_000).optional() });
 
 /** An agent acts on its own board only: every board-scoped call is pinned to it. */
 const ownBoard = (agent: AgentPrincipal): BoardViewer => ({ organizationId: agent.organizationId, memberId: null });
@@ -233,5 +244,34 @@ export const agentApiRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationH
       c.set('audited', true);
       publishActivity(c, events);
       return c.json(approvalToRead(approval), 201);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/agent/boards/{id}/webhooks/{webhook_id}/payloads/{payload_id}',
+      tags,
+      summary: "Read a webhook payload delivered to the agent's board (max_chars truncates it)",
+      description,
+      request: { params: PayloadParams, query: PayloadQuery },
+      responses: { 200: jsonResponse('Payload', AgentPayload), ...agentErrors, 404: errorContent('No such payload') },
+    }),
+    async (c) => {
+      const principal = requireAgent(c.var.principal);
+      const { id, webhook_id, payload_id } = c.req.valid('param');
+      if (id !== principal.boardId) throw boardNotFound();
+      const p = await getPayload(c.var.db, ownBoard(principal), id, webhook_id, payload_id);
+      const text = p.encoding === 'json' ? JSON.stringify(p.payload) : String(p.payload);
+      const max = c.req.valid('query').max_chars;
+      const truncated = max !== undefined && text.length > max;
+      return c.json(
+        {
+          ...payloadSummary(p),
+          payload: truncated ? text.slice(0, max) : p.payload,
+          truncated,
+          total_chars: text.length,
+        },
+        200,
+      );
     },
   );
