@@ -19,6 +19,7 @@ export default defineConfig({
                 LOCAL_AUTH_TOKEN: randomBytes(48).toString('base64url'),
                 ENCRYPTION_KEY: randomBytes(32).toString('base64'),
                 TEST_EMPTY_SQL_ENDPOINT: inject('emptySqlEndpoint'),
+                TEST_ISOLATED_SQL_ENDPOINT: inject('isolatedSqlEndpoint'),
                 TEST_FAULTY_SQL_ENDPOINT: inject('faultySqlEndpoint'),
                 TEST_FAULT_CONTROL: inject('faultControl'),
                 TEST_JWKS_URL: inject('jwksUrl'),

@@ -11,6 +11,7 @@ import { users } from '../../workers/db/schema';
 export const testEnv = env as Env & {
   DATABASE_HTTP_TOKEN: string;
   TEST_EMPTY_SQL_ENDPOINT: string;
+  TEST_ISOLATED_SQL_ENDPOINT: string;
   TEST_FAULTY_SQL_ENDPOINT: string;
   TEST_FAULT_CONTROL: string;
   TEST_JWKS_URL: string;

@@ -24,9 +24,16 @@ export default async function setup(project: TestProject) {
   const empty = await createTestDatabase();
   const mainEndpoint = await startSqlEndpoint({ backend: main.backend, token });
   const emptyEndpoint = await startSqlEndpoint({ backend: empty.backend, token });
+  // Migrated and used by one test file alone: for deployment-wide switches (emergency shutdown)
+  // that would disturb the other files sharing the main database.
+  const isolated = await createTestDatabase();
+  const isolatedEndpoint = await startSqlEndpoint({ backend: isolated.backend, token });
 
+  for (const endpoint of [mainEndpoint, isolatedEndpoint]) {
+    neonConfig.fetchEndpoint = endpoint.url;
+    await migrate(neon('postgresql://test@localhost/test', { authToken: token }));
+  }
   neonConfig.fetchEndpoint = mainEndpoint.url;
-  await migrate(neon('postgresql://test@localhost/test', { authToken: token }));
 
   // On PostgreSQL the cut sits between the endpoint and the database, as when the server stops;
   // PGlite lives inside the endpoint, so there the cut sits in front of the endpoint.
@@ -69,6 +76,7 @@ export default async function setup(project: TestProject) {
   project.provide('sqlEndpoint', mainEndpoint.url);
   project.provide('sqlToken', token);
   project.provide('emptySqlEndpoint', emptyEndpoint.url);
+  project.provide('isolatedSqlEndpoint', isolatedEndpoint.url);
   project.provide('faultySqlEndpoint', faulty.url);
   project.provide('faultControl', `http://127.0.0.1:${(control.address() as AddressInfo).port}`);
   project.provide('jwksUrl', jwks.jwksUrl);
@@ -89,7 +97,9 @@ export default async function setup(project: TestProject) {
     await proxy.close();
     await mainEndpoint.close();
     await emptyEndpoint.close();
+    await isolatedEndpoint.close();
     await main.drop();
     await empty.drop();
+    await isolated.drop();
   };
 }

@@ -6,6 +6,8 @@ declare module 'vitest' {
     sqlToken: string;
     /** A database with no migrations applied. */
     emptySqlEndpoint: string;
+    /** A migrated database only the emergency-shutdown tests use. */
+    isolatedSqlEndpoint: string;
     /** The migrated database behind a link the tests can cut (`faultControl` POST /down, /up). */
     faultySqlEndpoint: string;
     faultControl: string;
