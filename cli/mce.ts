@@ -2,7 +2,9 @@
 /** mce: the operator CLI. Subcommands print for humans by default, JSON with --json, and exit 1 on failure. */
 import { parseArgs } from 'node:util';
 import { buildAssetsCommand, buildAssetsHelp } from './commands/build-assets.ts';
+import { emergencyShutdownCommand, emergencyShutdownHelp } from './commands/emergency-shutdown.ts';
 import { migrateCommand, migrateHelp } from './commands/migrate.ts';
+import { rotateKeyCommand, rotateKeyHelp } from './commands/rotate-key.ts';
 import { serveSqlCommand, serveSqlHelp } from './commands/serve-sql.ts';
 import { serveUpstashCommand, serveUpstashHelp } from './commands/serve-upstash.ts';
 import { startCommand, startHelp } from './commands/start.ts';
@@ -11,7 +13,9 @@ import { CliError, createOutput } from './lib/output.ts';
 const HELP = `Usage: mce <command> [options]
 
 Commands:
-${[startHelp, migrateHelp, serveSqlHelp, serveUpstashHelp, buildAssetsHelp].map((h) => `  ${h.replaceAll('\n', '\n  ')}`).join('\n\n')}
+${[startHelp, migrateHelp, serveSqlHelp, serveUpstashHelp, buildAssetsHelp, emergencyShutdownHelp, rotateKeyHelp]
+  .map((h) => `  ${h.replaceAll('\n', '\n  ')}`)
+  .join('\n\n')}
 
 Global options: --json (machine-readable output), --help`;
 
@@ -24,6 +28,10 @@ async function main(argv: string[]): Promise<void> {
       help: { type: 'boolean', short: 'h', default: false },
       status: { type: 'boolean', default: false },
       port: { type: 'string' },
+      url: { type: 'string' },
+      reason: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'write-dev-vars': { type: 'boolean', default: false },
     },
   });
   const out = createOutput(values.json);
@@ -31,7 +39,7 @@ async function main(argv: string[]): Promise<void> {
   if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) {
     throw new CliError(`--port must be a port number, not ${values.port}`);
   }
-  const [command] = positionals;
+  const [command, ...args] = positionals;
   if (values.help || !command) return out.result(HELP, { help: HELP });
   switch (command) {
     case 'start':
@@ -44,6 +52,16 @@ async function main(argv: string[]): Promise<void> {
       return serveUpstashCommand(out, { port });
     case 'build-assets':
       return buildAssetsCommand(out);
+    case 'emergency-shutdown':
+      return emergencyShutdownCommand(out, { args, reason: values.reason, url: values.url, port });
+    case 'rotate-key':
+      return rotateKeyCommand(out, {
+        args,
+        batchSize: values['batch-size'],
+        writeDevVars: values['write-dev-vars'],
+        url: values.url,
+        port,
+      });
     default:
       throw new CliError(`unknown command "${command}" (see mce --help)`);
   }

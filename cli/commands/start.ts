@@ -28,6 +28,9 @@ async function waitForHealth(url: string, child: { exitCode: number | null }, ti
   throw new CliError(`the Worker did not answer ${url} within ${timeoutMs / 1000} s`);
 }
 
+/** Secrets the Worker reads when present but does not require. */
+const OPTIONAL_SECRETS = ['ENCRYPTION_KEY_PREVIOUS', 'UPSTASH_REDIS_REST_TOKEN'];
+
 export async function startCommand(out: Output, options: { port?: number }): Promise<void> {
   const port = options.port ?? Number(process.env.PORT ?? 8787);
   const sqlPort = Number(process.env.SQL_ENDPOINT_PORT ?? DEFAULT_SQL_ENDPOINT_PORT);
@@ -51,9 +54,22 @@ export async function startCommand(out: Output, options: { port?: number }): Pro
   out.info(applied.length ? `Applied migrations: ${applied.join(', ')}` : 'Database schema is up to date');
   buildAssetsCommand({ ...out, result: () => {} });
 
+  // wrangler dev reads only declared vars and required secrets from .dev.vars; these optional
+  // secrets (a key being rotated out, the Upstash token) are handed over explicitly when set.
+  const optional = OPTIONAL_SECRETS.flatMap((name) => (vars[name] ? ['--var', `${name}:${vars[name]}`] : []));
   const wrangler = spawn(
     'wrangler',
-    ['dev', '--port', String(port), '--ip', '127.0.0.1', '--show-interactive-dev-session=false', '--log-level', 'warn'],
+    [
+      'dev',
+      '--port',
+      String(port),
+      '--ip',
+      '127.0.0.1',
+      '--show-interactive-dev-session=false',
+      '--log-level',
+      'warn',
+      ...optional,
+    ],
     { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], detached: true },
   );
   const stopAll = async () => {

@@ -1,7 +1,7 @@
 /** `.dev.vars`: the local Worker's settings and secrets, generated on first start and kept after. */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const DEV_VARS_PATH = join(ROOT, '.dev.vars');
@@ -15,6 +15,14 @@ export function parseDevVars(text: string): Record<string, string> {
     vars[match[1]] = (match[2] ?? '').replace(/^"(.*)"$/, '$1');
   }
   return vars;
+}
+
+/**
+ * The `.dev.vars` that operator commands (the admin API client, `rotate-key --write-dev-vars`) read and edit:
+ * MCE_DEV_VARS when set (another checkout, tests), else this checkout's, the one `wrangler dev` reads.
+ */
+export function devVarsPath(): string {
+  return process.env.MCE_DEV_VARS || DEV_VARS_PATH;
 }
 
 export function readDevVars(path = DEV_VARS_PATH): Record<string, string> {
@@ -50,4 +58,32 @@ export function ensureDevVars(port: number, path = DEV_VARS_PATH): { vars: Recor
     });
   }
   return { vars, added };
+}
+
+/**
+ * Sets `changes` in `.dev.vars`, keeping every other line (comments too) as it is and appending names not
+ * there yet. The new text goes to a fresh 0600 file renamed over the old one, so a crash never leaves half
+ * a file of secrets and the result is private whatever the old file's mode was.
+ */
+export function updateDevVars(changes: Record<string, string>, path = DEV_VARS_PATH): void {
+  const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const lines = text === '' ? [] : text.replace(/\r?\n$/, '').split(/\r?\n/);
+  const seen = new Set<string>();
+  const updated = lines.map((line) => {
+    const name = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=/.exec(line)?.[1];
+    if (!name || line.trimStart().startsWith('#') || !Object.hasOwn(changes, name)) return line;
+    seen.add(name);
+    // Every occurrence, not just the first: parseDevVars (and wrangler) let the last one win.
+    return `${name}=${changes[name]}`;
+  });
+  for (const [name, value] of Object.entries(changes)) if (!seen.has(name)) updated.push(`${name}=${value}`);
+
+  const temporary = join(dirname(path), `.dev.vars.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    writeFileSync(temporary, `${updated.join('\n')}\n`, { mode: 0o600, flag: 'wx' });
+    renameSync(temporary, path);
+  } catch (err) {
+    rmSync(temporary, { force: true });
+    throw err;
+  }
 }
