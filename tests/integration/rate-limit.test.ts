@@ -20,6 +20,11 @@ const backends = [
   { name: 'upstash', settings: upstash, exact: false },
 ];
 
+/** Thousands of requests log thousands of lines; the runner need not carry them. */
+const quiet = () => {
+  for (const level of ['log', 'warn', 'error'] as const) vi.spyOn(console, level).mockImplementation(() => {});
+};
+
 const badToken = () => `mca_${crypto.randomUUID().replaceAll('-', '')}${'x'.repeat(20)}`;
 
 afterEach(() => {
@@ -32,6 +37,7 @@ describe.each(backends)('the $name backend', ({ name, settings, exact }) => {
     app('/api/v1/agent/me', { headers: { 'X-Agent-Token': badToken(), 'CF-Connecting-IP': ip, ...headers } });
 
   it('admits the limit of 1,000 concurrent agent-auth attempts from one IP and refuses the rest', async () => {
+    quiet();
     const ip = freshIp();
     const statuses = (await Promise.all(Array.from({ length: 1_000 }, () => agentAttempt(ip)))).map((r) => r.status);
     const passed = statuses.filter((s) => s === 401).length;
@@ -40,6 +46,7 @@ describe.each(backends)('the $name backend', ({ name, settings, exact }) => {
     if (exact) expect(passed).toBe(20);
     else {
       // Upstash counts in Redis atomically too, but is not held to exactness: report what it admits.
+      vi.restoreAllMocks();
       console.log(`[rate-limit] ${name}: ${passed} of 1,000 concurrent attempts passed a limit of 20`);
       expect(passed).toBeGreaterThanOrEqual(20);
       expect(passed).toBeLessThan(1_000);
@@ -61,6 +68,7 @@ describe.each(backends)('the $name backend', ({ name, settings, exact }) => {
   });
 
   it('ignores X-Forwarded-For and friends: 10,000 spoofed values do not dodge the limit', async () => {
+    quiet();
     const ip = freshIp();
     const spoofs = Array.from({ length: 10_000 }, (_, i) => `198.18.${(i >> 8) & 255}.${i & 255}`);
     let passed = 0;
