@@ -1,7 +1,7 @@
 import { createExecutionContext, env, SELF } from 'cloudflare:test';
 import { eq } from 'drizzle-orm';
 import { importJWK, type JWK, SignJWT } from 'jose';
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import { createApp } from '../../workers/app';
 import { settingsSchema } from '../../workers/config';
 import { openDatabase } from '../../workers/db/client';
@@ -46,6 +46,11 @@ export type Call = (path: string, init?: RequestInit) => Response | Promise<Resp
 
 /** The real Worker, as a client reaches it. */
 export const api = (path: string, init: RequestInit = {}) => SELF.fetch(`https://mce.test${path}`, init);
+
+/** For tests of thousands of requests: their log lines need not travel to the runner (undone by vi.restoreAllMocks). */
+export const quiet = () => {
+  for (const level of ['log', 'warn', 'error'] as const) vi.spyOn(console, level).mockImplementation(() => {});
+};
 
 /** A client address no other test uses, so per-IP limits start from zero. */
 export const freshIp = () => {

@@ -5,7 +5,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { clientKey } from '../../workers/lib/client-ip';
-import { appWith, freshIp, json, testEnv } from './helpers';
+import { appWith, freshIp, json, quiet, testEnv } from './helpers';
 
 const upstash = {
   RATE_LIMIT_BACKEND: 'upstash',
@@ -19,11 +19,6 @@ const backends = [
   { name: 'durable-object', settings: { RATE_LIMIT_BACKEND: 'durable-object' }, exact: true },
   { name: 'upstash', settings: upstash, exact: false },
 ];
-
-/** Thousands of requests log thousands of lines; the runner need not carry them. */
-const quiet = () => {
-  for (const level of ['log', 'warn', 'error'] as const) vi.spyOn(console, level).mockImplementation(() => {});
-};
 
 const badToken = () => `mca_${crypto.randomUUID().replaceAll('-', '')}${'x'.repeat(20)}`;
 

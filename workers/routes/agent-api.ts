@@ -15,7 +15,7 @@ import { MemoryCreate, MemoryFilter, MemoryRead, memoryToRead } from './board-me
 import { BoardRead, boardToRead } from './boards';
 import { publishActivity } from './publish';
 import { errorContent, jsonBody, jsonResponse, listOf, Pagination } from './schemas';
-import { PayloadSummary, payloadSummary } from './webhooks';
+import { PayloadSummary, payloadSummary, withStoredPayload } from './webhooks';
 
 const AgentSelf = z
   .object({
@@ -261,17 +261,14 @@ export const agentApiRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationH
       const { id, webhook_id, payload_id } = c.req.valid('param');
       if (id !== principal.boardId) throw boardNotFound();
       const p = await getPayload(c.var.db, ownBoard(principal), id, webhook_id, payload_id);
-      const text = p.encoding === 'json' ? JSON.stringify(p.payload) : String(p.payload);
+      // The payload as text: JSON as stored, text and base64 as their string.
+      const text = p.encoding === 'json' ? p.payloadJson : (JSON.parse(p.payloadJson) as string);
       const max = c.req.valid('query').max_chars;
-      const truncated = max !== undefined && text.length > max;
-      return c.json(
-        {
-          ...payloadSummary(p),
-          payload: truncated ? text.slice(0, max) : p.payload,
-          truncated,
-          total_chars: text.length,
-        },
-        200,
-      );
+      const fields = { ...payloadSummary(p), truncated: false, total_chars: text.length };
+      if (max !== undefined && text.length > max) {
+        return c.json({ ...fields, truncated: true, payload: text.slice(0, max) }, 200);
+      }
+      // Raw JSON text: the typed c.json() cannot splice it in. The schema still describes the shape.
+      return withStoredPayload(fields, p.payloadJson) as never;
     },
   );

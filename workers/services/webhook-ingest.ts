@@ -6,6 +6,7 @@
 import { sql } from 'drizzle-orm';
 import type { Settings } from '../config';
 import type { Database } from '../db/client';
+import { pgErrorCode } from '../db/errors';
 import { readBoundedBody } from '../lib/bounded-body';
 import { clientKey } from '../lib/client-ip';
 import { AppError } from '../lib/errors';
@@ -98,7 +99,12 @@ export async function ingestWebhook(deps: IngestDeps, req: IngestRequest): Promi
   if (deliveryId !== null && deliveryId.length > 200) {
     throw new AppError(422, 'validation_failed', 'The delivery id is longer than 200 characters.');
   }
-  const row = await insertPayload(db, webhook, req, stored, body.byteLength, deliveryId);
+  const row = await insertPayload(db, webhook, req, stored, body.byteLength, deliveryId).catch((err: unknown) => {
+    // JSON that JavaScript accepts but jsonb refuses (a number out of numeric range): keep it as text.
+    const code = pgErrorCode(err);
+    if (stored.encoding !== 'json' || !code || !/^(22|54)/.test(code)) throw err;
+    return insertPayload(db, webhook, req, asText(new TextDecoder().decode(body)), body.byteLength, deliveryId);
+  });
   return { payloadId: row.id, organizationId: webhook.organization_id, created: row.created };
 }
 
@@ -172,7 +178,10 @@ const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** Escapes jsonb refuses: NUL and surrogates (a raw NUL is caught before this). */
 const UNSTORABLE_ESCAPE = /\\u(0000|d[89a-f][0-9a-f]{2})/i;
 
-/** JSON if it parses (kept as sent, so big numbers stay exact), else text, else base64 of the bytes. */
+/**
+ * JSON as sent (so big numbers stay exact) when it parses and jsonb can hold it, else text, else
+ * base64 of the bytes. Very deep nesting is kept as text: jsonb parses recursively.
+ */
 export function storable(body: Uint8Array): Storable {
   if (body.byteLength === 0) return { encoding: 'json', json: '{}' };
   let text: string;
@@ -182,7 +191,7 @@ export function storable(body: Uint8Array): Storable {
     return { encoding: 'base64', json: JSON.stringify(toBase64(body)) };
   }
   if (text.includes('\u0000')) return { encoding: 'base64', json: JSON.stringify(toBase64(body)) };
-  if (!UNSTORABLE_ESCAPE.test(text)) {
+  if (!UNSTORABLE_ESCAPE.test(text) && nestingDepth(text) <= MAX_JSON_DEPTH) {
     try {
       JSON.parse(text);
       return { encoding: 'json', json: text };
@@ -190,7 +199,29 @@ export function storable(body: Uint8Array): Storable {
       // Not JSON: stored as text below.
     }
   }
-  return { encoding: 'text', json: JSON.stringify(text) };
+  return asText(text);
+}
+
+const asText = (text: string): Storable => ({ encoding: 'text', json: JSON.stringify(text) });
+
+/** Deeper than any real webhook payload, far shallower than what exhausts Postgres's parser stack. */
+const MAX_JSON_DEPTH = 200;
+
+/** The deepest bracket nesting outside strings, in one pass. */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
 }
 
 function toBase64(bytes: Uint8Array): string {
@@ -200,11 +231,12 @@ function toBase64(bytes: Uint8Array): string {
 }
 
 /** `x-*` headers worth keeping for the agent and the operator; credentials and signatures never. */
-function keptHeaders(headers: Headers): Record<string, string> {
+function keptHeaders(headers: Headers, signatureHeader: string | null): Record<string, string> {
   const kept: Record<string, string> = {};
+  const own = signatureHeader?.toLowerCase();
   let count = 0;
   for (const [name, value] of headers) {
-    if (!name.startsWith('x-') || SECRET_HEADER.test(name) || count >= 50) continue;
+    if (!name.startsWith('x-') || SECRET_HEADER.test(name) || name === own || count >= 50) continue;
     kept[name] = value.slice(0, 1_000);
     count += 1;
   }
@@ -231,7 +263,7 @@ async function insertPayload(
         byte_size, content_type, user_agent, headers, source_ip)
       VALUES (${webhook.organization_id}::uuid, ${req.boardId}::uuid, ${webhook.id}::uuid, ${deliveryId}::text,
         ${stored.encoding}::text, ${stored.json}::jsonb, ${byteSize}::int, ${req.headers.get('content-type')}::text,
-        ${req.userAgent}::text, ${JSON.stringify(keptHeaders(req.headers))}::jsonb, ${req.ip}::text)
+        ${req.userAgent}::text, ${JSON.stringify(keptHeaders(req.headers, webhook.signature_header))}::jsonb, ${req.ip}::text)
       ON CONFLICT (webhook_id, delivery_id) DO NOTHING
       RETURNING id, true AS created)
     SELECT * FROM ins UNION ALL (${existing} AND NOT EXISTS (SELECT 1 FROM ins))`);

@@ -230,20 +230,24 @@ export async function listPayloads(
   return { items: items.map((r) => fromRow(boardWebhookPayloads, r)), total: Number(row.total) };
 }
 
+/** A payload with its body as the stored JSON text: parsing it in JavaScript would round big numbers. */
+export type StoredPayload = WebhookPayload & { payloadJson: string };
+
 export async function getPayload(
   db: Database,
   viewer: BoardViewer,
   boardId: string,
   webhookId: string,
   id: string,
-): Promise<WebhookPayload> {
+): Promise<StoredPayload> {
   const [row] = await readUnderBoard(
     db,
     viewer,
     boardId,
-    (visible) => sql`SELECT * FROM board_webhook_payloads
+    (visible) => sql`SELECT *, payload::text AS payload_json FROM board_webhook_payloads
       WHERE id = ${id}::uuid AND webhook_id = ${webhookId}::uuid AND board_id = ${boardId}::uuid AND ${visible}`,
   );
   if (!row) throw new AppError(404, 'not_found', 'No such payload.');
-  return fromRow(boardWebhookPayloads, row);
+  const { payload: _parsed, ...rest } = row;
+  return { ...fromRow(boardWebhookPayloads, { ...rest, payload: null }), payloadJson: String(row.payload_json) };
 }

@@ -1,11 +1,13 @@
 /**
- * Emergency shutdown, on a database of its own (the switch is deployment-wide): everything but
- * probes and platform admins gets 503 while it is on, in every isolate within seconds.
+ * Deployment-wide controls, on a database of their own so they cannot disturb other test files:
+ * emergency shutdown (everything but probes and platform admins gets 503, in every isolate within
+ * seconds) and encryption-key rotation (every sealed secret re-sealed, none unreadable meanwhile).
+ * The tests in this file run one after the other.
  */
 import { describe, expect, it } from 'vitest';
 import { settingsSchema } from '../../workers/config';
 import { openDatabase } from '../../workers/db/client';
-import { appWith, json, operatorHeaders, send, testEnv } from './helpers';
+import { appWith, freshIp, json, operatorHeaders, send, testEnv } from './helpers';
 
 const isolated = { DATABASE_HTTP_ENDPOINT: testEnv.TEST_ISOLATED_SQL_ENDPOINT };
 const app = appWith(isolated);
@@ -14,6 +16,19 @@ const otherIsolate = appWith({ ...isolated });
 
 const call = (method: string, path: string, body?: unknown, headers = operatorHeaders()) =>
   send(method, path, body, headers, app);
+
+const encoder = new TextEncoder();
+
+async function hmacHex(secret: string, body: string): Promise<string> {
+  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+    'sign',
+  ]);
+  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, encoder.encode(body)));
+  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const deliver = (path: string, body: string, headers: Record<string, string>, through: typeof app) =>
+  through(path, { method: 'POST', body, headers: { 'CF-Connecting-IP': freshIp(), ...headers } });
 
 const until = async (check: () => Promise<boolean>, timeoutMs = 15_000) => {
   const deadline = Date.now() + timeoutMs;
@@ -72,5 +87,41 @@ describe('emergency shutdown', () => {
       true,
     );
     expect((await call('GET', '/api/v1/admin/emergency-shutdown')).body.enabled).toBe(false);
+  });
+});
+
+describe('encryption key rotation', () => {
+  it('re-seals every secret under the new key and keeps each one working', async () => {
+    const board = (await call('POST', '/api/v1/boards', { name: 'rotation board' })).body;
+    const secret = `rot_${crypto.randomUUID()}`;
+    const hook = (await call('POST', `/api/v1/boards/${board.id}/webhooks`, { description: 'rotation', secret })).body;
+    const newKey = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+    const rotated = appWith({ ...isolated, ENCRYPTION_KEY: newKey, ENCRYPTION_KEY_PREVIOUS: testEnv.ENCRYPTION_KEY });
+    const admin = (method: string, path: string, body?: unknown) =>
+      send(method, path, body, operatorHeaders(), rotated);
+
+    // Before re-sealing, the old ciphertext still opens under ENCRYPTION_KEY_PREVIOUS.
+    const body = '{"rotation":1}';
+    const signed = { 'X-Hub-Signature-256': `sha256=${await hmacHex(secret, body)}` };
+    expect((await deliver(hook.endpoint_path, body, signed, rotated)).status).toBe(202);
+
+    const before = await admin('GET', '/api/v1/admin/encryption');
+    expect(before.body.remaining).toBeGreaterThan(0);
+    let remaining = before.body.remaining;
+    for (let i = 0; i < 100 && remaining > 0; i++) {
+      const batch = await admin('POST', '/api/v1/admin/encryption/rotate', { batch_size: 50 });
+      expect(batch.status).toBe(200);
+      remaining = batch.body.remaining;
+    }
+    const after = await admin('GET', '/api/v1/admin/encryption');
+    expect(after.body.remaining).toBe(0);
+    expect(Object.keys(after.body.versions)).toEqual([after.body.current_version]);
+
+    // The new key alone now opens it; the old key alone no longer does.
+    const newOnly = appWith({ ...isolated, ENCRYPTION_KEY: newKey });
+    const body2 = '{"rotation":2}';
+    const signed2 = { 'X-Hub-Signature-256': `sha256=${await hmacHex(secret, body2)}` };
+    expect((await deliver(hook.endpoint_path, body2, signed2, newOnly)).status).toBe(202);
+    expect((await deliver(hook.endpoint_path, body2, signed2, app)).status).toBe(503);
   });
 });
