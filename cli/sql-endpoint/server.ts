@@ -2,9 +2,9 @@
  * A local stand-in for Neon's SQL-over-HTTP API. It runs arbitrary SQL, so it binds to
  * loopback only, demands a bearer token, and refuses anything that looks like a browser.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { HttpError, readBody, sendJson, tokenDigest, tokenMatches } from '../lib/http-server.ts';
 import type { SqlBackend } from './backends.ts';
 import { type IsolationLevel, isolationLevels, postgresErrorBody, sqlRequest, toWire } from './protocol.ts';
 
@@ -28,33 +28,6 @@ export interface SqlEndpoint {
   close(): Promise<void>;
 }
 
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
-
-const digest = (value: string) => createHash('sha256').update(value).digest();
-
-function tokenMatches(header: string | undefined, expected: Buffer): boolean {
-  const match = /^Bearer (.+)$/.exec(header ?? '');
-  // Compare fixed-length digests so neither the content nor the length leaks through timing.
-  return match !== null && timingSafeEqual(digest(match[1] ?? ''), expected);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 function flag(req: IncomingMessage, name: string): boolean {
   return req.headers[name.toLowerCase()] === 'true';
 }
@@ -76,7 +49,7 @@ async function handle(req: IncomingMessage, backend: SqlBackend, token: Buffer) 
   }
   let json: unknown;
   try {
-    json = JSON.parse(await readBody(req));
+    json = JSON.parse(await readBody(req, MAX_BODY_BYTES));
   } catch (err) {
     if (err instanceof HttpError) throw err;
     throw new HttpError(400, 'request body is not valid JSON');
@@ -96,27 +69,21 @@ async function handle(req: IncomingMessage, backend: SqlBackend, token: Buffer) 
   return toWire(await backend.query(body), arrayMode);
 }
 
-function send(res: ServerResponse, status: number, body: unknown) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
 export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<SqlEndpoint> {
   const host = options.host ?? '127.0.0.1';
   if (!LOOPBACK.has(host)) throw new Error(`the SQL endpoint listens on loopback only, not ${host}`);
   if (options.token.length < 32) throw new Error('the SQL endpoint token must be at least 32 characters');
-  const token = digest(options.token);
+  const token = tokenDigest(options.token);
 
   const server = createServer((req, res) => {
     handle(req, options.backend, token).then(
-      (body) => send(res, 200, body),
+      (body) => sendJson(res, 200, body),
       (err: unknown) => {
-        if (err instanceof HttpError) return send(res, err.status, { message: err.message });
+        if (err instanceof HttpError) return sendJson(res, err.status, { message: err.message });
         const pgError = postgresErrorBody(err);
-        if (pgError) return send(res, 400, pgError);
+        if (pgError) return sendJson(res, 400, pgError);
         // Anything else means the database could not be reached or failed outside SQL.
-        send(res, 503, { message: `database unavailable: ${(err as Error)?.message ?? String(err)}` });
+        sendJson(res, 503, { message: `database unavailable: ${(err as Error)?.message ?? String(err)}` });
       },
     );
   });

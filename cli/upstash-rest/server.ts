@@ -4,9 +4,10 @@
  * auth, `Upstash-Encoding: base64`. It runs arbitrary Redis commands, so it binds to loopback
  * only, demands a token and refuses anything that looks like a browser.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { HttpError, readBody, sendJson, tokenDigest, tokenMatches } from '../lib/http-server.ts';
 import { RedisConnectionError, RedisReplyError, RespClient, type RespReply } from './resp.ts';
 
 /** Upstash's own limit on a request body (the paid plans' maximum). */
@@ -27,14 +28,6 @@ export interface UpstashRest {
   url: string;
   port: number;
   close(): Promise<void>;
-}
-
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
 }
 
 /** Commands that change the state of the connection they run on; every request shares one. */
@@ -60,13 +53,6 @@ const BLOCKING = new Set([
 const UPSTASH_ONLY_FLAGS = new Set(['allow-key-locking']);
 
 const sha1 = (text: string) => createHash('sha1').update(text, 'utf8').digest('hex');
-const digest = (value: string) => createHash('sha256').update(value).digest();
-
-function tokenMatches(header: string | undefined, expected: Buffer): boolean {
-  const match = /^Bearer (.+)$/.exec(header ?? '');
-  // Compare fixed-length digests so neither the content nor the length leaks through timing.
-  return match !== null && timingSafeEqual(digest(match[1] ?? ''), expected);
-}
 
 /**
  * The script without the flags Redis rejects, or undefined when it needs no change. An emptied
@@ -161,15 +147,9 @@ function isBlocking(command: string[]): boolean {
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `ERR request body exceeds ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
+  const text = await readBody(req, MAX_BODY_BYTES, 'ERR ');
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(text);
   } catch {
     throw new HttpError(400, 'ERR request body is not valid JSON');
   }
@@ -229,26 +209,20 @@ async function handle(req: IncomingMessage, context: Context): Promise<{ status:
   return { status: 200, body: (await run(context, commands, true)).map((reply) => entry(reply, base64)) };
 }
 
-function send(res: ServerResponse, status: number, body: unknown) {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
 export async function startUpstashRest(options: UpstashRestOptions): Promise<UpstashRest> {
   if (options.token.length < 32) throw new Error('the Upstash REST token must be at least 32 characters');
   const redis = new RespClient(options.redisUrl ?? DEFAULT_REDIS_URL);
-  const context: Context = { redis, scripts: new ScriptShas(), token: digest(options.token) };
+  const context: Context = { redis, scripts: new ScriptShas(), token: tokenDigest(options.token) };
 
   const server = createServer((req, res) => {
     handle(req, context).then(
-      ({ status, body }) => send(res, status, body),
+      ({ status, body }) => sendJson(res, status, body),
       (err: unknown) => {
-        if (err instanceof HttpError) return send(res, err.status, { error: err.message });
+        if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message });
         // A JSON error body with a non-2xx status makes the client reject at once, without retrying.
         if (err instanceof RedisConnectionError)
-          return send(res, 503, { error: `ERR redis unavailable: ${err.message}` });
-        send(res, 500, { error: `ERR ${(err as Error)?.message ?? String(err)}` });
+          return sendJson(res, 503, { error: `ERR redis unavailable: ${err.message}` });
+        sendJson(res, 500, { error: `ERR ${(err as Error)?.message ?? String(err)}` });
       },
     );
   });

@@ -58,6 +58,17 @@ export const freshIp = () => {
   return `10.${a}.${b}.${c}`;
 };
 
+/** Hex HMAC-SHA256, as webhook senders sign: written here so tests do not trust the product's signer. */
+export async function hmacHex(secret: string, body: string | Uint8Array): Promise<string> {
+  const encoder = new TextEncoder();
+  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+    'sign',
+  ]);
+  const data = typeof body === 'string' ? encoder.encode(body) : body;
+  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, data as Uint8Array<ArrayBuffer>));
+  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 export const bearer = (secret: string) => ({ Authorization: `Bearer ${secret}` });
 
 /** A JSON request through `call` (the real Worker by default); the body comes back parsed. */

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { settingsSchema } from '../../workers/config';
 import { openDatabase } from '../../workers/db/client';
-import { appWith, freshIp, json, operatorHeaders, send, testEnv } from './helpers';
+import { appWith, freshIp, hmacHex, json, operatorHeaders, send, testEnv } from './helpers';
 
 const isolated = { DATABASE_HTTP_ENDPOINT: testEnv.TEST_ISOLATED_SQL_ENDPOINT };
 const app = appWith(isolated);
@@ -16,16 +16,6 @@ const otherIsolate = appWith({ ...isolated });
 
 const call = (method: string, path: string, body?: unknown, headers = operatorHeaders()) =>
   send(method, path, body, headers, app);
-
-const encoder = new TextEncoder();
-
-async function hmacHex(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
-    'sign',
-  ]);
-  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, encoder.encode(body)));
-  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 const deliver = (path: string, body: string, headers: Record<string, string>, through: typeof app) =>
   through(path, { method: 'POST', body, headers: { 'CF-Connecting-IP': freshIp(), ...headers } });

@@ -5,7 +5,7 @@
  * code and for having stored nothing.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { api, appWith, type Call, freshIp, json, operatorHeaders, quiet, send } from './helpers';
+import { api, appWith, type Call, freshIp, hmacHex, json, operatorHeaders, quiet, send } from './helpers';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -16,15 +16,6 @@ const SECRET = 'abuse-suite-secret-0123456789';
 const encoder = new TextEncoder();
 
 /** Hex HMAC-SHA256 of the raw body, written here so the suite does not trust the product's signer. */
-async function hmacHex(secret: string, body: string | Uint8Array): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
-    'sign',
-  ]);
-  const data = typeof body === 'string' ? encoder.encode(body) : body;
-  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, data));
-  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 /** A board with one webhook; `rows()` counts what was stored, as the operator sees it. */
 async function newWebhook(fields: Record<string, unknown> = {}) {
   const board = await send('POST', '/api/v1/boards', { name: 'webhook abuse' });

@@ -9,19 +9,9 @@ import { settingsSchema } from '../../workers/config';
 import { dispatchScheduled, HOURLY } from '../../workers/cron/dispatcher';
 import { openDatabase } from '../../workers/db/client';
 import { consumeWebhookDeliveries, DEAD_LETTER_QUEUE, DELIVERY_QUEUE } from '../../workers/queues/webhook-deliveries';
-import { appWith, freshIp, send, testEnv } from './helpers';
+import { appWith, freshIp, hmacHex, send, testEnv } from './helpers';
 
 const db = await openDatabase(settingsSchema.parse(testEnv));
-const encoder = new TextEncoder();
-
-async function hmacHex(secret: string, body: Uint8Array | string): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
-    'sign',
-  ]);
-  const bytes = typeof body === 'string' ? encoder.encode(body) : body;
-  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, bytes));
-  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 async function boardWithLead(name = 'webhook board') {
   const board = (await send('POST', '/api/v1/boards', { name })).body;
