@@ -68,6 +68,8 @@ export async function startCommand(out: Output, options: { port?: number }): Pro
       '--show-interactive-dev-session=false',
       '--log-level',
       'warn',
+      // Local cron: GET /__scheduled?cron=0+*+*+*+* runs the hourly job on demand.
+      '--test-scheduled',
       ...optional,
     ],
     { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], detached: true },
