@@ -24,6 +24,7 @@ import { customFieldRoutes } from './routes/custom-fields';
 import { mountDocs } from './routes/docs';
 import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
+import { opsRoutes } from './routes/ops';
 import { organizationRoutes } from './routes/organizations';
 import { platformRoutes } from './routes/platform';
 import { taskRoutes } from './routes/tasks';
@@ -67,6 +68,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route('/', agentApiRoutes);
   app.route('/', adminRoutes);
   app.route('/', platformRoutes);
+  app.route('/', opsRoutes);
   app.route('/', auditLogRoutes);
   mountDocs(app);
 

@@ -57,6 +57,7 @@ beforeAll(async () => {
   });
   const webhook = await post(`/api/v1/boards/${board.id}/webhooks`, { description: 'matrix webhook' });
   const delivery = await json(await api(webhook.endpoint_path, { method: 'POST', body: '{"matrix":true}' }));
+  const backup = await post('/api/v1/ops/backups', {});
   const field = await post('/api/v1/custom-fields', {
     key: `matrix_${Date.now()}`,
     label: 'Matrix',
@@ -76,6 +77,8 @@ beforeAll(async () => {
     'custom-fields': field.id,
     webhooks: webhook.id,
     payloads: delivery.payload_id,
+    backups: backup.id,
+    objects: 'manifest.json',
   });
   for (const [name, id] of Object.entries(fixtures))
     if (typeof id !== 'string') throw new Error(`fixture ${name} failed`);
