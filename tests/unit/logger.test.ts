@@ -34,6 +34,28 @@ describe('request logging', () => {
     expect(lines[0]?.duration_ms).toBeTypeOf('number');
   });
 
+  it('writes one Analytics Engine datapoint per request, marking rate-limited ones', async () => {
+    captureLogs();
+    const points: AnalyticsEngineDataPoint[] = [];
+    const METRICS = { writeDataPoint: (p: AnalyticsEngineDataPoint) => points.push(p) };
+    const res = await createApp().request('/healthz', {}, { ...testEnv, METRICS });
+    expect(res.status).toBe(200);
+    expect(points).toEqual([
+      { indexes: ['/healthz'], blobs: ['/healthz', 'GET', '2xx', '', ''], doubles: [expect.any(Number), 200] },
+    ]);
+    const app = createApp();
+    const env = { ...testEnv, METRICS, AUTH_FAILURE_LIMIT: '1/60' };
+    const ip = `10.77.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
+    for (let i = 0; i < 2; i++) {
+      await app.request(
+        '/api/v1/boards',
+        { headers: { Authorization: 'Bearer mce_wrong', 'CF-Connecting-IP': ip } },
+        env,
+      );
+    }
+    expect(points.at(-1)?.blobs?.slice(2, 4)).toEqual(['4xx', 'rate_limited']);
+  });
+
   it('never logs credentials, query strings or secret settings', async () => {
     const { raw } = captureLogs();
     await createApp().request(
