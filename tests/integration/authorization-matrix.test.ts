@@ -128,6 +128,7 @@ const universalBody = JSON.stringify({
   token: 'mci_matrix',
   description: 'matrix',
   enabled: false,
+  confirm: 'matrix',
 });
 
 /** Writes a read-only key may make, each with the reason. */

@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import { authorize, requireUser } from '../auth/policy';
 import { type Membership, ROLES, type UserPrincipal } from '../auth/principal';
 import { validationHook } from '../middleware/errors';
+import { auditInsert } from '../services/audit';
 import { closeEventSockets } from '../services/events';
 import {
   acceptInvite,
@@ -16,6 +17,7 @@ import {
   listInvites,
   revokeInvite,
 } from '../services/invites';
+import { deleteOrganization, exportOrganization } from '../services/offboarding';
 import {
   createOrganization,
   getActiveOrganization,
@@ -225,6 +227,53 @@ export const organizationRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
     async (c) => {
       const { membership } = operatorIn(c, 'member');
       return c.json(toOrganizationRead(await getActiveOrganization(c.var.db, membership)), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/organizations/me/export',
+      tags,
+      summary: 'Export everything of my active organization (owner): streamed NDJSON, credentials left out',
+      responses: {
+        200: {
+          description: 'A `{"format",...}` line, then one `{"table","row"}` line per row',
+          content: { 'application/x-ndjson': { schema: z.string() } },
+        },
+        ...authErrors,
+      },
+    }),
+    async (c) => {
+      const { organizationId } = operatorIn(c, 'owner');
+      await auditInsert(c.var.db, c.var.audit, {
+        action: 'organization.export',
+        targetType: 'organization',
+        targetId: organizationId,
+      });
+      const body = await exportOrganization(c.var.db, organizationId);
+      return new Response(body, {
+        headers: {
+          'Content-Type': 'application/x-ndjson',
+          'Content-Disposition': `attachment; filename="organization-${organizationId}.ndjson"`,
+        },
+      }) as never;
+    },
+  )
+  .openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/v1/organizations/me',
+      tags,
+      summary: 'Delete my active organization and everything under it (owner; confirm with its exact name)',
+      request: { body: jsonBody(z.object({ confirm: z.string().max(200) }).openapi('OrganizationDelete')) },
+      responses: { 204: noContent, ...authErrors, 422: errorContent('The confirmation does not match the name') },
+    }),
+    async (c) => {
+      const { organizationId } = operatorIn(c, 'owner');
+      await deleteOrganization(c.var.db, c.var.audit, organizationId, c.req.valid('json').confirm);
+      c.set('audited', true);
+      c.executionCtx.waitUntil(closeEventSockets(c.env, organizationId, { all: true }));
+      return c.body(null, 204);
     },
   )
   .openapi(
