@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 /** mce: the operator CLI. Subcommands print for humans by default, JSON with --json, and exit 1 on failure. */
 import { parseArgs } from 'node:util';
+import { backupCommand, backupHelp } from './commands/backup.ts';
 import { buildAssetsCommand, buildAssetsHelp } from './commands/build-assets.ts';
+import { doctorCommand, doctorHelp } from './commands/doctor.ts';
 import { emergencyShutdownCommand, emergencyShutdownHelp } from './commands/emergency-shutdown.ts';
 import { migrateCommand, migrateHelp } from './commands/migrate.ts';
+import { onboardCommand, onboardHelp } from './commands/onboard.ts';
+import { restoreCommand, restoreHelp } from './commands/restore.ts';
 import { rotateKeyCommand, rotateKeyHelp } from './commands/rotate-key.ts';
 import { serveSqlCommand, serveSqlHelp } from './commands/serve-sql.ts';
 import { serveUpstashCommand, serveUpstashHelp } from './commands/serve-upstash.ts';
@@ -13,7 +17,19 @@ import { CliError, createOutput } from './lib/output.ts';
 const HELP = `Usage: mce <command> [options]
 
 Commands:
-${[startHelp, migrateHelp, serveSqlHelp, serveUpstashHelp, buildAssetsHelp, emergencyShutdownHelp, rotateKeyHelp]
+${[
+  onboardHelp,
+  startHelp,
+  doctorHelp,
+  migrateHelp,
+  serveSqlHelp,
+  serveUpstashHelp,
+  buildAssetsHelp,
+  emergencyShutdownHelp,
+  rotateKeyHelp,
+  backupHelp,
+  restoreHelp,
+]
   .map((h) => `  ${h.replaceAll('\n', '\n  ')}`)
   .join('\n\n')}
 
@@ -32,6 +48,12 @@ async function main(argv: string[]): Promise<void> {
       reason: { type: 'string' },
       'batch-size': { type: 'string' },
       'write-dev-vars': { type: 'boolean', default: false },
+      force: { type: 'boolean', default: false },
+      'show-secrets': { type: 'boolean', default: false },
+      'database-url': { type: 'string' },
+      verify: { type: 'string' },
+      download: { type: 'string' },
+      out: { type: 'string' },
     },
   });
   const out = createOutput(values.json);
@@ -44,6 +66,10 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'start':
       return startCommand(out, { port });
+    case 'onboard':
+      return onboardCommand(out, { force: values.force, showSecrets: values['show-secrets'] });
+    case 'doctor':
+      return doctorCommand(out, { url: values.url, port });
     case 'migrate':
       return migrateCommand(out, { status: values.status });
     case 'serve-sql':
@@ -62,13 +88,25 @@ async function main(argv: string[]): Promise<void> {
         url: values.url,
         port,
       });
+    case 'backup':
+      return backupCommand(out, {
+        args,
+        verify: values.verify,
+        download: values.download,
+        out: values.out,
+        url: values.url,
+        port,
+      });
+    case 'restore':
+      return restoreCommand(out, { args, databaseUrl: values['database-url'], url: values.url, port });
     default:
       throw new CliError(`unknown command "${command}" (see mce --help)`);
   }
 }
 
 main(process.argv.slice(2)).then(
-  () => process.exit(0),
+  // A command that prints its own verdict (doctor) sets process.exitCode instead of throwing.
+  () => process.exit(process.exitCode ?? 0),
   (err: unknown) => {
     const known =
       err instanceof CliError ||

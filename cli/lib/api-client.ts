@@ -22,6 +22,8 @@ export interface ApiClient {
   readonly url: string;
   get<T>(path: string): Promise<T>;
   post<T>(path: string, body: unknown): Promise<T>;
+  /** A raw (non-JSON) download, such as a backup object. */
+  getBytes(path: string): Promise<Uint8Array>;
 }
 
 /** An error response: the API's message, with its code and request id (what to quote when reporting a 500). */
@@ -88,43 +90,50 @@ export function createApiClient(options: ApiTargetOptions): ApiClient {
   const token = bearerToken(base);
   const root = base.href.replace(/\/+$/, '');
 
-  async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** The response once it is known to be a success; error bodies become ApiError. */
+  async function send(method: string, path: string, body: unknown, accept: string, timeoutMs: number) {
     let res: Response;
     try {
       res = await fetch(`${root}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${token}`,
-          accept: 'application/json',
+          accept,
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
       const e = err as Error & { cause?: { code?: string } };
-      const why = e.name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 1000} s` : (e.cause?.code ?? e.message);
+      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (e.cause?.code ?? e.message);
       throw new CliError(
         `cannot reach the Worker at ${base.origin} (${why}); is it running, and is --url / MCE_URL right?`,
       );
     }
+    if (res.ok) return res;
     const text = await res.text();
+    let error: ErrorResponse = {};
+    try {
+      error = (text ? JSON.parse(text) : {}) as ErrorResponse;
+    } catch {}
+    if (typeof error.error?.message === 'string') {
+      throw new ApiError(
+        res.status,
+        error.error.code ?? 'error',
+        `${error.error.message}${describeIssues(error)}`,
+        error.request_id || undefined,
+      );
+    }
+    throw new ApiError(res.status, 'http_error', `${method} ${path} failed`);
+  }
+
+  async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const text = await (await send(method, path, body, 'application/json', TIMEOUT_MS)).text();
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {}
-    if (!res.ok) {
-      const error = (parsed ?? {}) as ErrorResponse;
-      if (typeof error.error?.message === 'string') {
-        throw new ApiError(
-          res.status,
-          error.error.code ?? 'error',
-          `${error.error.message}${describeIssues(error)}`,
-          error.request_id || undefined,
-        );
-      }
-      throw new ApiError(res.status, 'http_error', `${method} ${path} failed`);
-    }
     if (parsed === undefined || parsed === null) {
       throw new CliError(`the Worker at ${base.origin} answered ${method} ${path} with something other than JSON`);
     }
@@ -135,5 +144,7 @@ export function createApiClient(options: ApiTargetOptions): ApiClient {
     url: root,
     get: (path) => request('GET', path),
     post: (path, body) => request('POST', path, body),
+    // Backup objects can be large: a longer deadline than JSON calls.
+    getBytes: async (path) => new Uint8Array(await (await send('GET', path, undefined, '*/*', 120_000)).arrayBuffer()),
   };
 }
