@@ -470,11 +470,6 @@ export async function doctorCommand(out: Output, options: DoctorOptions): Promis
   const dedicated = [encryptionKeyCheck(settings, env), localTokenCheck(settings, env)];
   checks.push(...dedicated, ...settingsChecks(settings, env, dedicated));
 
-  // databaseTarget() reads the checkout's own .dev.vars; the database judged here must come from the file
-  // judged above (MCE_DEV_VARS), with the environment still first, as for `mce migrate`.
-  for (const name of ['DATABASE_URL', 'DATABASE_HTTP_ENDPOINT', 'DATABASE_HTTP_TOKEN']) {
-    if (!process.env[name] && devVars[name]) process.env[name] = devVars[name];
-  }
   const [database, worker, rateLimit] = await Promise.all([databaseChecks(), workerCheck(base), rateLimitCheck(env)]);
   checks.push(...database, worker, rateLimit);
   if (config)

@@ -25,7 +25,7 @@ export function devVarsPath(): string {
   return process.env.MCE_DEV_VARS || DEV_VARS_PATH;
 }
 
-export function readDevVars(path = DEV_VARS_PATH): Record<string, string> {
+export function readDevVars(path = devVarsPath()): Record<string, string> {
   return existsSync(path) ? parseDevVars(readFileSync(path, 'utf8')) : {};
 }
 
