@@ -2,6 +2,11 @@ import { defineConfig } from 'drizzle-kit';
 
 export default defineConfig({
   dialect: 'postgresql',
-  schema: ['./workers/db/schema.ts', './workers/db/schema-domain.ts', './workers/db/schema-edge.ts', './workers/db/schema-ops.ts'],
+  schema: [
+    './workers/db/schema.ts',
+    './workers/db/schema-domain.ts',
+    './workers/db/schema-edge.ts',
+    './workers/db/schema-ops.ts',
+  ],
   out: './migrations',
 });
