@@ -4,7 +4,6 @@
  * The Worker's /readyz is a stand-in answering as the real one does (the real one is tested in
  * tests/integration); the Upstash check talks to the local Upstash REST server over a real redis-server.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -19,6 +18,7 @@ import { migrate } from '../../cli/lib/migrations.ts';
 import { type SqlEndpoint, startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
 import { startUpstashRest, type UpstashRest } from '../../cli/upstash-rest/server.ts';
 import { createTestDatabase, type TestDatabase, testToken } from '../support/databases.ts';
+import { type Run, runMce } from '../support/mce.ts';
 import { startRedis, type TestRedis, unusedPort } from '../support/redis.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -35,12 +35,6 @@ const CHECK_NAMES = [
   'queues',
   'backup bucket',
 ];
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface Check {
   name: string;
@@ -82,28 +76,11 @@ function mce(args: string[], env: Record<string, string> = {}): Promise<Run> {
     SQL_ENDPOINT_PORT: _sp,
     ...inherited
   } = process.env;
-  const child = spawn(process.execPath, ['cli/mce.ts', ...args], {
-    cwd: ROOT,
-    // Every file and database comes from here, so nothing reads or edits a developer's setup.
-    env: {
-      ...inherited,
-      MCE_DEV_VARS: join(dir, 'none.dev.vars'),
-      MCE_WRANGLER_CONFIG: completeConfig,
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  return runMce(args, {
+    ...inherited,
+    MCE_DEV_VARS: join(dir, 'none.dev.vars'),
+    MCE_WRANGLER_CONFIG: completeConfig,
+    ...env,
   });
 }
 

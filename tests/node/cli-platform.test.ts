@@ -3,7 +3,6 @@
  * The server here stands in for the Worker's four admin endpoints only (auth, state, batch progression,
  * unreadable rows); the Worker's own side of them is tested in tests/integration.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -12,19 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseDevVars } from '../../cli/lib/dev-vars.ts';
+import { type Run, runMce } from '../support/mce.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const TOKEN = randomBytes(32).toString('base64url');
 const CURRENT = 'c0ffee0000000001';
 const PREVIOUS = 'c0ffee0000000000';
 /** A version neither configured key opens. */
 const LOST = 'deadbeef00000000';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** What the stand-in Worker holds and saw. */
 interface WorkerState {
@@ -112,24 +105,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
 
 function mce(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const { MCE_TOKEN: _t, MCE_URL: _u, MCE_DEV_VARS: _d, PORT: _p, ...inherited } = process.env;
-  const child = spawn(process.execPath, ['cli/mce.ts', ...args], {
-    cwd: ROOT,
-    // MCE_DEV_VARS always points into the temp directory, so nothing reads or edits a developer's .dev.vars.
-    env: { ...inherited, MCE_DEV_VARS: join(dir, 'none.dev.vars'), MCE_TOKEN: TOKEN, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runMce(args, { ...inherited, MCE_DEV_VARS: join(dir, 'none.dev.vars'), MCE_TOKEN: TOKEN, ...env });
 }
 
 /** Runs against the stand-in Worker and checks the token never reaches the terminal. */

@@ -1,19 +1,11 @@
 /** The `mce` CLI as an operator runs it: a child process, pointed at a test database by environment. */
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMigrations } from '../../cli/lib/migrations.ts';
 import { type SqlEndpoint, startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
 import { createTestDatabase, type TestDatabase, testToken } from '../support/databases.ts';
+import { type Run, runMce } from '../support/mce.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const tags = readMigrations().map((m) => m.tag);
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let database: TestDatabase;
 let endpoint: SqlEndpoint;
@@ -21,28 +13,12 @@ let token: string;
 
 function mce(...args: string[]): Promise<Run> {
   const { DEV_POSTGRES_URL: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, ['cli/mce.ts', ...args], {
-    cwd: ROOT,
-    env: {
-      ...inherited,
-      // All three, so nothing falls back to a developer's .dev.vars.
-      DATABASE_URL: 'postgresql://test@localhost/test',
-      DATABASE_HTTP_ENDPOINT: endpoint.url,
-      DATABASE_HTTP_TOKEN: token,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  return runMce(args, {
+    ...inherited,
+    // All three, so nothing falls back to a developer's .dev.vars.
+    DATABASE_URL: 'postgresql://test@localhost/test',
+    DATABASE_HTTP_ENDPOINT: endpoint.url,
+    DATABASE_HTTP_TOKEN: token,
   });
 }
 

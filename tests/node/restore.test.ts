@@ -13,7 +13,6 @@
  * PGlite and the targets PGlite data directories (`--database-url pglite:<dir>`). The drill runs
  * in full either way.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,16 +25,10 @@ import { pgliteBackend, type SqlBackend } from '../../cli/sql-endpoint/backends.
 import { type SqlEndpoint, startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
 import { createTestDatabase, type TestDatabase, testPostgresUrl, testToken } from '../support/databases.ts';
 import { type LocalWorker, startLocalWorker } from '../support/local-worker.ts';
+import { type Run, runMce } from '../support/mce.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const TOKEN = randomBytes(48).toString('base64url');
 const onPostgres = testPostgresUrl() !== undefined;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let dir: string;
 let source: TestDatabase;
@@ -44,23 +37,7 @@ let worker: LocalWorker;
 
 function mce(args: string[]): Promise<Run> {
   const { MCE_TOKEN: _t, MCE_URL: _u, MCE_DEV_VARS: _d, PORT: _p, ...inherited } = process.env;
-  const child = spawn(process.execPath, ['cli/mce.ts', ...args], {
-    cwd: ROOT,
-    env: { ...inherited, MCE_DEV_VARS: join(dir, 'none.dev.vars'), MCE_TOKEN: TOKEN },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runMce(args, { ...inherited, MCE_DEV_VARS: join(dir, 'none.dev.vars'), MCE_TOKEN: TOKEN });
 }
 
 /** A target database: `--database-url` for the CLI, and a way to read it once the CLI is done. */
