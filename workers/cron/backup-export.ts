@@ -12,6 +12,7 @@
 import { sql } from 'drizzle-orm';
 import type { Settings } from '../config';
 import { type Database, EXPECTED_SCHEMA } from '../db/client';
+import { isoText, parseJson } from '../db/rows';
 import { hex } from '../lib/crypto';
 import { keyVersion } from '../lib/secret-box';
 import { type BackupTable, backupTables } from '../services/backup-tables';
@@ -103,7 +104,7 @@ export async function exportSlice(env: Env, db: Database, settings: Settings, ba
   const row = rows[0];
   if (!row) throw new Error(`no backup ${backupId}`);
   if (row.status !== 'running') return row.status as SliceOutcome;
-  const cursor = (typeof row.cursor === 'string' ? JSON.parse(row.cursor) : row.cursor) as BackupCursor;
+  const cursor = parseJson<BackupCursor>(row.cursor);
   const tables = new Map((await backupTables(db)).map((t) => [t.name, t]));
   const deadline = Date.now() + settings.BACKUP_SLICE_MS;
   try {
@@ -168,12 +169,12 @@ async function writeManifest(env: Env, db: Database, backupId: string): Promise<
     key_version: string;
     objects: BackupObject[] | string;
     cursor: BackupCursor | string;
-  }>(sql`SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
+  }>(sql`SELECT ${sql.raw(isoText('created_at'))} AS created_at,
       schema_version, key_version, objects, cursor FROM backups WHERE id = ${backupId}`);
   const row = rows[0];
   if (!row) throw new Error(`no backup ${backupId}`);
-  const objects = (typeof row.objects === 'string' ? JSON.parse(row.objects) : row.objects) as BackupObject[];
-  const cursor = (typeof row.cursor === 'string' ? JSON.parse(row.cursor) : row.cursor) as BackupCursor;
+  const objects = parseJson<BackupObject[]>(row.objects);
+  const cursor = parseJson<BackupCursor>(row.cursor);
   const manifest: Manifest = {
     format: FORMAT,
     id: backupId,

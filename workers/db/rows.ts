@@ -10,3 +10,10 @@ export function fromRow<T extends PgTable>(table: T, raw: Record<string, unknown
   }
   return out as T['$inferSelect'];
 }
+
+/** A json/jsonb value from raw SQL: the driver hands some back parsed and some as text. */
+export const parseJson = <T = unknown>(value: unknown): T =>
+  (typeof value === 'string' ? JSON.parse(value) : value) as T;
+
+/** `column` as ISO 8601 UTC text with microseconds, so rows map without driver-specific date parsing. */
+export const isoText = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;

@@ -5,6 +5,7 @@
  */
 import { loadSettings } from '../config';
 import { openDatabase } from '../db/client';
+import { isUuid } from '../lib/ids';
 import { log } from '../lib/log';
 import { shutdownActive } from '../services/emergency-shutdown';
 import {
@@ -17,8 +18,6 @@ import {
 
 export const DELIVERY_QUEUE = 'mce-webhook-deliveries';
 export const DEAD_LETTER_QUEUE = 'mce-webhook-deliveries-dlq';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function consumeWebhookDeliveries(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const loaded = loadSettings(env);
@@ -33,7 +32,7 @@ export async function consumeWebhookDeliveries(batch: MessageBatch<unknown>, env
   const paused = deadLetters ? false : await shutdownActive(db, settings);
   for (const message of batch.messages) {
     const payloadId = (message.body as Partial<DeliveryMessage> | null)?.payload_id;
-    if (typeof payloadId !== 'string' || !UUID.test(payloadId)) {
+    if (!isUuid(payloadId)) {
       // Nothing to retry: a malformed message can never succeed.
       log('error', 'webhook.delivery_malformed', { message_id: message.id, queue: batch.queue });
       message.ack();

@@ -4,6 +4,7 @@
  */
 import { type SQL, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
+import { parseJson } from '../db/rows';
 import { activityEvents } from '../db/schema-domain';
 import { AppError } from '../lib/errors';
 import { ACTIVITY_COLUMNS, type ActivityEvent, activityRowsFrom, toActivityEvent } from './activity';
@@ -81,8 +82,6 @@ export function changeStatement(ctx: AuditContext, spec: ChangeSpec): SQL {
            (SELECT coalesce(json_agg(e ORDER BY e.id), '[]'::json) FROM (${events}) e) AS events
            ${sql.join(extra, sql``)}`;
 }
-
-const parseJson = (value: unknown): unknown => (typeof value === 'string' ? JSON.parse(value) : value);
 
 export function changeResult(raw: Record<string, unknown> | undefined): ChangeResult {
   if (!raw) throw new Error('change statement returned no row');

@@ -3,6 +3,7 @@
  * as the change. Its id is the live event's sequence number (see durable-objects/event-hub.ts).
  */
 import { type SQL, sql } from 'drizzle-orm';
+import { parseJson } from '../db/rows';
 import type { AuditContext } from './audit';
 
 /** What subscribers and `GET /api/v1/activity` see. */
@@ -53,7 +54,7 @@ export function toActivityEvent(raw: Record<string, unknown>): ActivityEvent {
     message: String(raw.message),
     actor_type: String(raw.actor_type),
     actor_id: (raw.actor_id as string | null) ?? null,
-    payload: (typeof raw.payload === 'string' ? JSON.parse(raw.payload) : raw.payload) as Record<string, unknown>,
+    payload: parseJson<Record<string, unknown>>(raw.payload),
     created_at: String(raw.created_at),
   };
 }

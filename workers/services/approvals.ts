@@ -5,7 +5,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { pgErrorCode, UNIQUE_VIOLATION } from '../db/errors';
-import { fromRow } from '../db/rows';
+import { fromRow, parseJson } from '../db/rows';
 import { boards } from '../db/schema';
 import { approvals } from '../db/schema-domain';
 import { AppError } from '../lib/errors';
@@ -104,7 +104,7 @@ export async function createApproval(
     if (!result.extra.board_found) throw boardNotFound();
     if (!result.extra.can_write) throw boardReadOnly();
     const raw = result.extra.found_task_ids;
-    const found = new Set((typeof raw === 'string' ? JSON.parse(raw) : raw) as string[]);
+    const found = new Set(parseJson<string[]>(raw));
     const missing = taskIds.filter((id) => !found.has(id));
     throw new AppError(422, 'validation_failed', 'Every task must be on this board.', {
       details: { issues: [{ path: 'task_ids', message: 'no such task on this board' }], missing_task_ids: missing },
@@ -144,7 +144,7 @@ export async function listApprovals(
       (SELECT coalesce(json_agg(page ORDER BY page.created_at DESC, page.id DESC), '[]'::json) FROM page) AS items`);
   const [row] = rows;
   if (!row?.board_found) throw boardNotFound();
-  const items = (typeof row.items === 'string' ? JSON.parse(row.items) : row.items) as Record<string, unknown>[];
+  const items = parseJson<Record<string, unknown>[]>(row.items);
   return { items: items.map(approvalFromRow), total: Number(row.total) };
 }
 

@@ -7,6 +7,7 @@ import { and, desc, eq, gte, lt, type SQL, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
 import { auditLogs } from '../db/schema';
 import { AppError } from '../lib/errors';
+import { isUuid } from '../lib/ids';
 import { log } from '../lib/log';
 import { type ActorType, type AuditContext, auditInsert } from './audit';
 
@@ -56,7 +57,6 @@ interface Position {
 }
 
 const EXACT_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const invalidCursor = () =>
   new AppError(422, 'validation_failed', 'The cursor is not valid; start again without one.', {
@@ -80,7 +80,7 @@ export function decodeCursor(cursor: string): Position {
     throw invalidCursor();
   }
   const [at, id, ...rest] = text.split('|');
-  if (rest.length > 0 || !at || !id || !EXACT_TIME.test(at) || !UUID.test(id)) throw invalidCursor();
+  if (rest.length > 0 || !at || !id || !EXACT_TIME.test(at) || !isUuid(id)) throw invalidCursor();
   // A real instant only: 2024-02-30 would otherwise roll over here and fail in Postgres.
   const parsed = new Date(at);
   if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 23) !== at.slice(0, 23)) throw invalidCursor();

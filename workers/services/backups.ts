@@ -6,6 +6,7 @@ import { sql } from 'drizzle-orm';
 import type { Settings } from '../config';
 import { type BackupObject, MANIFEST, type Manifest, objectKey, sha256Bytes } from '../cron/backup-export';
 import type { Database } from '../db/client';
+import { isoText, parseJson } from '../db/rows';
 import { AppError } from '../lib/errors';
 import { log } from '../lib/log';
 
@@ -26,8 +27,7 @@ export interface BackupSummary {
   error: string | null;
 }
 
-const iso = (column: string) =>
-  sql.raw(`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ${column}`);
+const iso = (column: string) => sql.raw(`${isoText(column)} AS ${column}`);
 
 const SUMMARY = sql`id, status, ${iso('created_at')}, ${iso('completed_at')}, schema_version, key_version,
   total_rows::float8 AS total_rows, total_bytes::float8 AS total_bytes, jsonb_array_length(objects) AS objects, slices,
@@ -38,8 +38,7 @@ const toSummary = (r: Record<string, unknown>): BackupSummary => ({
   total_rows: Number(r.total_rows),
   total_bytes: Number(r.total_bytes),
   objects: Number(r.objects),
-  verification_detail:
-    typeof r.verification_detail === 'string' ? JSON.parse(r.verification_detail) : r.verification_detail,
+  verification_detail: parseJson(r.verification_detail),
 });
 
 export const backupNotFound = () => new AppError(404, 'not_found', 'No such backup.');

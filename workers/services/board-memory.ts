@@ -1,7 +1,7 @@
 /** Board memory: notes agents and operators leave on a board; entries tagged `chat` are its chat. */
 import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { fromRow } from '../db/rows';
+import { fromRow, parseJson } from '../db/rows';
 import { boards } from '../db/schema';
 import { boardMemory } from '../db/schema-domain';
 import type { ActivityEvent } from './activity';
@@ -87,6 +87,6 @@ export async function listMemory(
       (SELECT coalesce(json_agg(page ORDER BY page.created_at DESC, page.id DESC), '[]'::json) FROM page) AS items`);
   const [row] = rows;
   if (!row?.board_found) throw boardNotFound();
-  const items = (typeof row.items === 'string' ? JSON.parse(row.items) : row.items) as Record<string, unknown>[];
+  const items = parseJson<Record<string, unknown>[]>(row.items);
   return { items: items.map((r) => fromRow(boardMemory, r)), total: Number(row.total) };
 }

@@ -4,6 +4,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
+import { isoText } from '../db/rows';
 import { log } from '../lib/log';
 import { jsonb } from './activity-feed';
 import type { AuditContext } from './audit';
@@ -11,6 +12,7 @@ import { auditRowsFrom } from './audit';
 
 const FLAG = 'emergency_shutdown';
 export const CACHE_MS = 2_000;
+const UPDATED_AT = sql.raw(`${isoText('updated_at')} AS updated_at`);
 
 export interface ShutdownState {
   enabled: boolean;
@@ -28,9 +30,7 @@ export async function readShutdown(db: Database): Promise<ShutdownState> {
     reason: string | null;
     updated_by: string | null;
     updated_at: string;
-  }>(
-    sql`SELECT enabled, reason, updated_by, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS updated_at FROM platform_flags WHERE name = ${FLAG}`,
-  );
+  }>(sql`SELECT enabled, reason, updated_by, ${UPDATED_AT} FROM platform_flags WHERE name = ${FLAG}`);
   const row = rows[0];
   return row
     ? { enabled: row.enabled, reason: row.reason, updatedBy: row.updated_by, updatedAt: String(row.updated_at) }
@@ -81,7 +81,7 @@ export async function setShutdown(
       details: jsonb({ reason: input.reason }),
       from: sql`changed`,
     })})
-    SELECT enabled, reason, updated_by, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS updated_at FROM changed`);
+    SELECT enabled, reason, updated_by, ${UPDATED_AT} FROM changed`);
   const row = rows[0];
   if (!row) throw new Error('emergency shutdown flag not written');
   const state = {

@@ -1,6 +1,7 @@
 /** Cron job bookkeeping: one `job_runs` row per run and one structured `cron.<job>` log line. */
 import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
+import { isoText, parseJson } from '../db/rows';
 import { log } from '../lib/log';
 
 export type JobCounts = Record<string, number | string | boolean | null>;
@@ -37,9 +38,8 @@ export type LastRun = {
 /** The newest run of every job. */
 export async function lastRuns(db: Database): Promise<LastRun[]> {
   const { rows } = await db.execute<LastRun>(sql`
-    SELECT DISTINCT ON (job) job, status,
-      to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS started_at,
-      to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS finished_at, counts, error
+    SELECT DISTINCT ON (job) job, status, ${sql.raw(isoText('started_at'))} AS started_at,
+      ${sql.raw(isoText('finished_at'))} AS finished_at, counts, error
     FROM job_runs ORDER BY job, started_at DESC, id DESC`);
-  return rows.map((r) => ({ ...r, counts: typeof r.counts === 'string' ? JSON.parse(r.counts) : r.counts }));
+  return rows.map((r) => ({ ...r, counts: parseJson<Record<string, unknown>>(r.counts) }));
 }

@@ -5,6 +5,7 @@
  */
 import { type SQL, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
+import { parseJson } from '../db/rows';
 import { AppError } from '../lib/errors';
 import { jsonb } from './activity-feed';
 import { type AuditContext, auditRowsFrom } from './audit';
@@ -69,7 +70,7 @@ export async function exportOrganization(db: Database, org: string): Promise<Rea
       ORDER BY ${sql.join(keys, sql`, `)} LIMIT ${PAGE}`);
     const text = rows.map((r) => `{"table":${JSON.stringify(table.name)},"row":${r.line}}\n`).join('');
     const last = rows.at(-1)?.k;
-    return { text, last: rows.length === PAGE && last ? (typeof last === 'string' ? JSON.parse(last) : last) : null };
+    return { text, last: rows.length === PAGE && last ? parseJson<string[]>(last) : null };
   }
 
   return new ReadableStream<Uint8Array>({

@@ -7,6 +7,7 @@ import { and, asc, count, eq, sql } from 'drizzle-orm';
 import type { Membership, Role } from '../auth/principal';
 import type { Database } from '../db/client';
 import type { Page } from '../db/paging';
+import { parseJson } from '../db/rows';
 import { organizationMembers, organizations, users } from '../db/schema';
 import { AppError } from '../lib/errors';
 import { type AuditContext, auditRowsFrom } from './audit';
@@ -172,7 +173,7 @@ const memberFields = {
 type MemberRow = { member: typeof organizationMembers.$inferSelect; name: string | null; email: string | null };
 
 function toMember(row: MemberRow & { boards: unknown }): Member {
-  const boards = (typeof row.boards === 'string' ? JSON.parse(row.boards) : row.boards) as BoardAccess[];
+  const boards = parseJson<BoardAccess[]>(row.boards);
   return {
     id: row.member.id,
     userId: row.member.userId,

@@ -4,7 +4,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { fromRow } from '../db/rows';
+import { fromRow, parseJson } from '../db/rows';
 import { agents, boards } from '../db/schema';
 import { boardMemory, tasks } from '../db/schema-domain';
 import type { Agent } from './agents';
@@ -27,8 +27,6 @@ export interface BoardSnapshot {
 
 /** How many chat messages the snapshot carries (newest first). */
 export const SNAPSHOT_CHAT_LIMIT = 50;
-
-const parse = (value: unknown) => (typeof value === 'string' ? JSON.parse(value) : value);
 
 export async function boardSnapshot(db: Database, viewer: BoardViewer, boardId: string): Promise<BoardSnapshot> {
   const { rows } = await db.execute<Record<string, unknown>>(sql`
@@ -56,16 +54,16 @@ export async function boardSnapshot(db: Database, viewer: BoardViewer, boardId: 
       AND ${boardOpenTo(db, viewer, boards.id)}`);
   const [row] = rows;
   if (!row) throw boardNotFound();
-  const taskRows = parse(row.tasks) as Record<string, unknown>[];
+  const taskRows = parseJson<Record<string, unknown>[]>(row.tasks);
   return {
-    board: fromRow(boards, parse(row.board) as Record<string, unknown>),
+    board: fromRow(boards, parseJson<Record<string, unknown>>(row.board)),
     tasks: taskRows.map((t) => ({
       ...fromRow(tasks, t),
       assignee: (t.assignee as SnapshotTask['assignee']) ?? null,
       approvalCounts: { pending: Number(t.approvals_pending), approved: Number(t.approvals_approved) },
     })),
-    agents: (parse(row.agents) as Record<string, unknown>[]).map((a) => fromRow(agents, a)),
-    pendingApprovals: (parse(row.pending_approvals) as Record<string, unknown>[]).map(approvalFromRow),
-    chat: (parse(row.chat) as Record<string, unknown>[]).map((m) => fromRow(boardMemory, m)),
+    agents: parseJson<Record<string, unknown>[]>(row.agents).map((a) => fromRow(agents, a)),
+    pendingApprovals: parseJson<Record<string, unknown>[]>(row.pending_approvals).map(approvalFromRow),
+    chat: parseJson<Record<string, unknown>[]>(row.chat).map((m) => fromRow(boardMemory, m)),
   };
 }

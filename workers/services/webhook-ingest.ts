@@ -10,6 +10,7 @@ import { pgErrorCode } from '../db/errors';
 import { readBoundedBody } from '../lib/bounded-body';
 import { clientKey } from '../lib/client-ip';
 import { AppError } from '../lib/errors';
+import { isUuid } from '../lib/ids';
 import { log } from '../lib/log';
 import { type RateLimiter, tooManyRequests } from '../lib/rate-limiter';
 import { decryptSecret, type EncryptionKeys, SecretUnreadable } from '../lib/secret-box';
@@ -24,7 +25,6 @@ const SIGNATURE_HEADERS = ['x-hub-signature-256', 'x-webhook-signature'];
 const DELIVERY_ID_HEADERS = ['x-github-delivery', 'x-webhook-id', 'idempotency-key'];
 /** Headers never stored with a payload: they carry credentials or signatures. */
 const SECRET_HEADER = /signature|authorization|token|secret|api-key|cookie/i;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface IngestDeps {
   db: Database;
@@ -110,7 +110,7 @@ export async function ingestWebhook(deps: IngestDeps, req: IngestRequest): Promi
 
 async function findWebhook(db: Database, boardId: string, webhookId: string): Promise<WebhookRow | undefined> {
   // A malformed id is just an unknown webhook here: it counts against the sender's miss budget.
-  if (!UUID.test(boardId) || !UUID.test(webhookId)) return undefined;
+  if (!isUuid(boardId) || !isUuid(webhookId)) return undefined;
   const { rows } = await db.execute<WebhookRow>(sql`
     SELECT w.id, w.organization_id, w.enabled, w.secret_ciphertext, w.signature_header, o.locked_at IS NOT NULL AS locked
     FROM board_webhooks w JOIN organizations o ON o.id = w.organization_id

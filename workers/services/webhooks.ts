@@ -4,7 +4,7 @@
  */
 import { type SQL, sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
-import { fromRow } from '../db/rows';
+import { fromRow, parseJson } from '../db/rows';
 import { boards } from '../db/schema';
 import { boardWebhookPayloads, boardWebhooks } from '../db/schema-edge';
 import { AppError } from '../lib/errors';
@@ -187,7 +187,7 @@ export async function listWebhooks(
         (SELECT coalesce(json_agg(page ORDER BY page.created_at, page.id), '[]'::json) FROM page) AS items`,
   );
   if (!row?.board_found) throw boardNotFound();
-  const items = (typeof row.items === 'string' ? JSON.parse(row.items) : row.items) as Record<string, unknown>[];
+  const items = parseJson<Record<string, unknown>[]>(row.items);
   return { items: items.map((r) => fromRow(boardWebhooks, r)), total: Number(row.total) };
 }
 
@@ -226,7 +226,7 @@ export async function listPayloads(
         (SELECT coalesce(json_agg(page ORDER BY page.created_at DESC, page.id DESC), '[]'::json) FROM page) AS items`,
   );
   if (!row?.found) throw webhookNotFound();
-  const items = (typeof row.items === 'string' ? JSON.parse(row.items) : row.items) as Record<string, unknown>[];
+  const items = parseJson<Record<string, unknown>[]>(row.items);
   return { items: items.map((r) => fromRow(boardWebhookPayloads, r)), total: Number(row.total) };
 }
 
