@@ -7,9 +7,9 @@ import { createScheduledController } from 'cloudflare:test';
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { settingsSchema } from '../../workers/config';
-import { backupJob, DAILY, dispatchScheduled, HOURLY } from '../../workers/cron/dispatcher';
+import { DAILY, dispatchScheduled, HOURLY } from '../../workers/cron/dispatcher';
 import { openDatabase } from '../../workers/db/client';
-import { applyRetention } from '../../workers/services/backups';
+import { applyRetention, runBackup } from '../../workers/services/backups';
 import { api, json, operatorHeaders, send, testEnv } from './helpers';
 
 const settings = settingsSchema.parse(testEnv);
@@ -82,7 +82,7 @@ describe('daily backup', () => {
         },
       },
     } as unknown as Env;
-    await expect(backupJob(failing, db, small, { start: true })).rejects.toThrow('R2 went away');
+    await expect(runBackup(failing, db, small, { start: true })).rejects.toThrow('R2 went away');
     const { rows } = await db.execute<{ id: string; objects: number }>(
       sql`SELECT id, jsonb_array_length(objects) AS objects FROM backups WHERE status = 'running'`,
     );
@@ -103,7 +103,7 @@ describe('daily backup', () => {
         },
       },
     } as unknown as Env;
-    const result = await backupJob(counting, db, small, { start: false });
+    const result = await runBackup(counting, db, small, { start: false });
     expect(result).toMatchObject({ backup_id: rows[0]?.id, outcome: 'complete', verification: 'passed' });
     const manifest = await manifestOf(rows[0]?.id ?? '');
     // Every object but the first three came from the second run (plus the manifest).

@@ -53,12 +53,18 @@ function newBackupId(now = new Date()): string {
   return `b${stamp}-${hex(crypto.getRandomValues(new Uint8Array(3)))}`;
 }
 
-/** A new backup row, unless one is already running (then that one continues). */
-export async function startBackup(db: Database, settings: Settings): Promise<string> {
-  const running = await db.execute<{ id: string }>(
+/** The unfinished backup, if any (there is at most one: startBackup continues it). */
+export async function runningBackupId(db: Database): Promise<string | undefined> {
+  const { rows } = await db.execute<{ id: string }>(
     sql`SELECT id FROM backups WHERE status = 'running' ORDER BY created_at LIMIT 1`,
   );
-  if (running.rows[0]) return running.rows[0].id;
+  return rows[0]?.id;
+}
+
+/** A new backup row, unless one is already running (then that one continues). */
+export async function startBackup(db: Database, settings: Settings): Promise<string> {
+  const running = await runningBackupId(db);
+  if (running) return running;
   const id = newBackupId();
   const cursor: BackupCursor = { tables: (await backupTables(db)).map((t) => t.name), index: 0, after: null, seq: 1 };
   await db.execute(sql`INSERT INTO backups (id, schema_version, key_version, cursor)

@@ -1,10 +1,9 @@
 /** Operations for platform admins: ops health and backups (list, trigger, verify, download). */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { requirePlatformAdmin } from '../auth/policy';
-import { backupJob } from '../cron/dispatcher';
 import { validationHook } from '../middleware/errors';
 import { auditInsert } from '../services/audit';
-import { backupObject, getBackup, listBackups, verifyBackup } from '../services/backups';
+import { backupObject, getBackup, listBackups, runBackup, verifyBackup } from '../services/backups';
 import { runJob } from '../services/job-runs';
 import { opsHealth } from '../services/ops-health';
 import type { AppEnv } from '../types';
@@ -83,7 +82,7 @@ export const opsRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
     async (c) => {
       requirePlatformAdmin(c.var.principal);
       const settings = c.var.settings;
-      const counts = await runJob(c.var.db, 'backup', () => backupJob(c.env, c.var.db, settings, { start: true }));
+      const counts = await runJob(c.var.db, 'backup', () => runBackup(c.env, c.var.db, settings, { start: true }));
       await auditInsert(c.var.db, c.var.audit, {
         action: 'backup.run',
         targetType: 'backup',

@@ -1,14 +1,25 @@
 /**
- * Backups after export: verification (re-read every object, check its hash, decompress, count its
- * rows), retention (older than BACKUP_RETENTION_DAYS goes, never the newest verified one), reads.
+ * Backups: a run (export slice, then verification and retention once complete), verification
+ * (re-read every object, check its hash, decompress, count its rows), retention (older than
+ * BACKUP_RETENTION_DAYS goes, never the newest verified one), reads.
  */
 import { sql } from 'drizzle-orm';
 import type { Settings } from '../config';
-import { type BackupObject, MANIFEST, type Manifest, objectKey, sha256Bytes } from '../cron/backup-export';
+import {
+  type BackupObject,
+  exportSlice,
+  MANIFEST,
+  type Manifest,
+  objectKey,
+  runningBackupId,
+  sha256Bytes,
+  startBackup,
+} from '../cron/backup-export';
 import type { Database } from '../db/client';
 import { isoText, parseJson } from '../db/rows';
 import { AppError } from '../lib/errors';
 import { log } from '../lib/log';
+import type { JobCounts } from './job-runs';
 
 export interface BackupSummary {
   id: string;
@@ -130,4 +141,20 @@ export async function backupObject(env: Env, db: Database, id: string, name: str
   const object = await env.BACKUPS.get(objectKey(id, name));
   if (!object) throw new AppError(404, 'not_found', 'No such object.');
   return object;
+}
+
+/** Starts (or, with `start: false`, only continues) a backup; once complete, verifies it and applies retention. */
+export async function runBackup(
+  env: Env,
+  db: Database,
+  settings: Settings,
+  options: { start: boolean },
+): Promise<JobCounts> {
+  const id = options.start ? await startBackup(db, settings) : await runningBackupId(db);
+  if (!id) return { backup: 'none' };
+  const outcome = await exportSlice(env, db, settings, id);
+  if (outcome !== 'complete') return { backup_id: id, outcome };
+  const verified = await verifyBackup(env, db, id);
+  const removed = await applyRetention(env, db, settings);
+  return { backup_id: id, outcome, verification: verified.verification, rows: verified.total_rows, removed };
 }
