@@ -7,12 +7,11 @@ import { authorize } from '../auth/policy';
 import { encryptionKeys } from '../config';
 import { openDatabase } from '../db/client';
 import { PAYLOAD_STATUSES } from '../db/schema-edge';
-import { log } from '../lib/log';
 import { clientIp } from '../middleware/auth';
 import { validationHook } from '../middleware/errors';
 import { boardViewer } from '../services/boards';
 import { rateLimiterFor } from '../services/rate-limit';
-import type { DeliveryMessage } from '../services/webhook-delivery';
+import { enqueueDelivery } from '../services/webhook-delivery';
 import { ingestWebhook, WEBHOOK_MAX_BYTES } from '../services/webhook-ingest';
 import {
   createWebhook,
@@ -371,13 +370,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
           body: c.req.raw.body,
         },
       );
-      if (result.created) {
-        // After the commit: a failed send leaves the row pending for the hourly sweep.
-        const send = c.env.WEBHOOK_DELIVERIES.send({ payload_id: result.payloadId } satisfies DeliveryMessage).catch(
-          (err: Error) => log('error', 'webhook.enqueue_failed', { payload_id: result.payloadId, error: err.message }),
-        );
-        c.executionCtx.waitUntil(send);
-      }
+      if (result.created) c.executionCtx.waitUntil(enqueueDelivery(c.env, result.payloadId));
       const body = {
         ok: true as const,
         board_id: id,

@@ -36,6 +36,18 @@ type PendingPayload = {
   agent_name: string | null;
 };
 
+/**
+ * Hands a committed payload to the delivery queue. Never rejects: a failed send leaves the row
+ * pending, and the hourly sweep enqueues it again.
+ */
+export async function enqueueDelivery(env: Env, payloadId: string): Promise<void> {
+  try {
+    await env.WEBHOOK_DELIVERIES.send({ payload_id: payloadId } satisfies DeliveryMessage);
+  } catch (err) {
+    log('error', 'webhook.enqueue_failed', { payload_id: payloadId, error: (err as Error).message });
+  }
+}
+
 /** A failure the queue should retry (and dead-letter after its retries). */
 export class DeliveryFailed extends Error {}
 
