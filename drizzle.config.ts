@@ -7,6 +7,7 @@ export default defineConfig({
     './workers/db/schema-domain.ts',
     './workers/db/schema-edge.ts',
     './workers/db/schema-ops.ts',
+    './workers/db/schema-gateways.ts',
   ],
   out: './migrations',
 });

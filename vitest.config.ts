@@ -28,6 +28,11 @@ export default defineConfig({
                 TEST_UPSTASH_TOKEN: inject('upstashToken'),
                 TEST_UPSTASH_DEAD_URL: inject('upstashDeadUrl'),
                 TEST_UPSTASH_HANG_URL: inject('upstashHangUrl'),
+                TEST_FAKE_GATEWAY_URL: inject('fakeGatewayUrl'),
+                // Gateway lifecycles on a test's time scale (the scripted gateway answers at once).
+                GATEWAY_CONNECT_TIMEOUT_MS: '3000',
+                AGENT_CHECKIN_TIMEOUT_SECONDS: '2',
+                AGENT_PROVISION_RETRY_MS: '200',
               },
             },
           })),

@@ -23,6 +23,7 @@ import { boardRoutes } from './routes/boards';
 import { customFieldRoutes } from './routes/custom-fields';
 import { mountDocs } from './routes/docs';
 import { eventRoutes } from './routes/events';
+import { gatewayRoutes } from './routes/gateways';
 import { healthRoutes } from './routes/health';
 import { opsRoutes } from './routes/ops';
 import { organizationRoutes } from './routes/organizations';
@@ -65,6 +66,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route('/', boardRoutes);
   app.route('/', webhookRoutes);
   app.route('/', agentRoutes);
+  app.route('/', gatewayRoutes);
   app.route('/', agentApiRoutes);
   app.route('/', adminRoutes);
   app.route('/', platformRoutes);

@@ -108,6 +108,18 @@ export const settingsSchema = z
     BACKUP_CHUNK_ROWS: withDefault(int(10, 100_000), 5_000),
     BACKUP_CHUNK_BYTES: withDefault(int(1_024, 64 * 1024 * 1024), 8 * 1024 * 1024),
     BACKUP_SLICE_MS: withDefault(int(1_000, 600_000), 20_000),
+    ALLOW_INSECURE_GATEWAY_URLS: withDefault(
+      z.enum(['true', 'false']).transform((v) => v === 'true'),
+      'false',
+    ),
+    GATEWAY_MIN_VERSION: withDefault(
+      z.string().regex(/^\d+(\.\d+){1,3}$/, 'must be a version like 2026.02.9'),
+      '2026.02.9',
+    ),
+    GATEWAY_CONNECT_TIMEOUT_MS: withDefault(int(500, 60_000), 10_000),
+    GATEWAY_RPC_TIMEOUT_MS: withDefault(int(100, 300_000), 15_000),
+    AGENT_CHECKIN_TIMEOUT_SECONDS: withDefault(int(1, 3_600), 30),
+    AGENT_PROVISION_RETRY_MS: withDefault(int(50, 600_000), 5_000),
     CONTENT_SECURITY_POLICY: optional(z.string()),
     STRICT_TRANSPORT_SECURITY: optional(z.string()),
   })

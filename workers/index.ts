@@ -4,6 +4,7 @@ import { dispatchScheduled } from './cron/dispatcher';
 import { consumeWebhookDeliveries } from './queues/webhook-deliveries';
 
 export { EventHub } from '../durable-objects/event-hub';
+export { GatewaySession } from '../durable-objects/gateway-session';
 export { RateLimiter } from '../durable-objects/rate-limiter';
 
 const app = createApp();

@@ -4,6 +4,7 @@ import { settingsSchema } from '../../workers/config';
 import { openDatabase } from '../../workers/db/client';
 import { sha256Hex } from '../../workers/lib/crypto';
 import { isPublicRoute } from '../../workers/routes/registry';
+import { FAKE_GATEWAY_TOKEN } from '../support/fake-gateway-shared';
 import { api, json, operatorHeaders, testEnv } from './helpers';
 
 const post = async (path: string, body: unknown) =>
@@ -58,6 +59,11 @@ beforeAll(async () => {
   const webhook = await post(`/api/v1/boards/${board.id}/webhooks`, { description: 'matrix webhook' });
   const delivery = await json(await api(webhook.endpoint_path, { method: 'POST', body: '{"matrix":true}' }));
   const backup = await post('/api/v1/ops/backups', {});
+  const gateway = await post('/api/v1/gateways', {
+    name: 'matrix gateway',
+    url: `${testEnv.TEST_FAKE_GATEWAY_URL}/ok/matrix`,
+    token: FAKE_GATEWAY_TOKEN,
+  });
   const field = await post('/api/v1/custom-fields', {
     key: `matrix_${Date.now()}`,
     label: 'Matrix',
@@ -78,6 +84,7 @@ beforeAll(async () => {
     webhooks: webhook.id,
     payloads: delivery.payload_id,
     backups: backup.id,
+    gateways: gateway.id,
     objects: 'manifest.json',
   });
   for (const [name, id] of Object.entries(fixtures))
@@ -129,6 +136,10 @@ const universalBody = JSON.stringify({
   description: 'matrix',
   enabled: false,
   confirm: 'matrix',
+  url: 'ws://127.0.0.1:9/matrix',
+  method: 'health',
+  decision: 'deny',
+  message: 'matrix',
 });
 
 /** Writes a read-only key may make, each with the reason. */

@@ -20,6 +20,7 @@ export const testEnv = env as Env & {
   TEST_UPSTASH_TOKEN: string;
   TEST_UPSTASH_DEAD_URL: string;
   TEST_UPSTASH_HANG_URL: string;
+  TEST_FAKE_GATEWAY_URL: string;
 };
 
 /** The app under a different environment (another database, a broken setting). */

@@ -3,7 +3,8 @@
  * an empty database, and one whose database link the tests can cut through `faultControl`; and a
  * stand-in OIDC issuer JWKS (`jwksUrl`, with the private keys in `jwtPrivateKeys`); an Upstash REST
  * endpoint over a private redis-server (`upstashUrl`), one over a port where no Redis listens
- * (`upstashDeadUrl`), and an HTTP server that never answers (`upstashHangUrl`).
+ * (`upstashDeadUrl`), an HTTP server that never answers (`upstashHangUrl`), and the scripted
+ * gateway (`fakeGatewayUrl`).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +15,7 @@ import { postgresBackend } from '../../cli/sql-endpoint/backends.ts';
 import { startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
 import { startUpstashRest } from '../../cli/upstash-rest/server.ts';
 import { createTestDatabase, testToken } from './databases.ts';
+import { startFakeGateway } from './fake-gateway.ts';
 import { startJwksServer } from './jwks.ts';
 import { startHangingServer, startRedis, unusedPort } from './redis.ts';
 import { startTcpProxy } from './tcp-proxy.ts';
@@ -71,6 +73,7 @@ export default async function setup(project: TestProject) {
     token: upstashToken,
   });
   const upstashHang = await startHangingServer();
+  const fakeGateway = await startFakeGateway();
 
   project.provide('backendKind', main.backend.kind);
   project.provide('sqlEndpoint', mainEndpoint.url);
@@ -85,9 +88,11 @@ export default async function setup(project: TestProject) {
   project.provide('upstashToken', upstashToken);
   project.provide('upstashDeadUrl', upstashDead.url);
   project.provide('upstashHangUrl', upstashHang.url);
+  project.provide('fakeGatewayUrl', fakeGateway.url);
 
   return async () => {
     control.close();
+    await fakeGateway.close();
     await upstashHang.close();
     await upstashDead.close();
     await upstash.close();

@@ -22,6 +22,8 @@ declare module 'vitest' {
     upstashDeadUrl: string;
     /** An HTTP server that accepts requests and never answers. */
     upstashHangUrl: string;
+    /** The scripted gateway (tests/support/fake-gateway.ts): ws://127.0.0.1:port, append /<mode>/<name>. */
+    fakeGatewayUrl: string;
   }
 }
 

@@ -14,6 +14,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import { gateways } from './schema-gateways';
 
 /**
  * Who did what: one row per mutation and per security event. Append-only; organizations are
@@ -123,8 +124,8 @@ export const boards = pgTable(
     description: text('description').notNull().default(''),
     /** A deleted group detaches its boards. */
     groupId: uuid('group_id').references(() => boardGroups.id, { onDelete: 'set null' }),
-    /** The gateway its agents run on (the gateway issue adds the table and the FK). */
-    gatewayId: uuid('gateway_id'),
+    /** The gateway its agents run on; deleting the gateway detaches its boards. */
+    gatewayId: uuid('gateway_id').references((): AnyPgColumn => gateways.id, { onDelete: 'set null' }),
     requireApprovalForDone: boolean('require_approval_for_done').notNull().default(true),
     requireReviewBeforeDone: boolean('require_review_before_done').notNull().default(false),
     commentRequiredForReview: boolean('comment_required_for_review').notNull().default(false),

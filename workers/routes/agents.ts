@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { authorize } from '../auth/policy';
 import { validationHook } from '../middleware/errors';
+import { scheduleOnGateway } from '../services/agent-provisioning';
 import {
   AGENT_STATUSES,
   type Agent,
@@ -78,6 +79,8 @@ export const agentToRead = (a: Agent): z.infer<typeof AgentRead> => ({
 });
 
 const tags = ['agents'];
+/** Where provisioned agents call back: this API's own origin. */
+const origin = (c: { req: { url: string } }) => new URL(c.req.url).origin;
 const readers = { user: 'member', apiKey: 'read' } as const;
 const managers = { user: 'admin', apiKey: 'write' } as const;
 const notFound = { 404: errorContent('No such agent') } as const;
@@ -111,6 +114,7 @@ export const agentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
       });
       c.set('audited', true);
       publishActivity(c, events);
+      await scheduleOnGateway(c.env, c.var.db, c.var.settings, agent, 'provision', { baseUrl: origin(c), token });
       return c.json({ ...agentToRead(agent), token }, 201);
     },
   )
@@ -207,6 +211,9 @@ export const agentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
       );
       c.set('audited', true);
       publishActivity(c, events);
+      if (body.name !== undefined || body.is_lead !== undefined) {
+        await scheduleOnGateway(c.env, c.var.db, c.var.settings, agent, 'update', { baseUrl: origin(c) });
+      }
       return c.json(agentToRead(agent), 200);
     },
   )
@@ -221,14 +228,12 @@ export const agentRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
     }),
     async (c) => {
       const { principal, organizationId } = authorize(c.var.principal, managers);
-      const { events } = await deleteAgent(
-        c.var.db,
-        c.var.audit,
-        boardViewer(principal, organizationId, 'write'),
-        c.req.valid('param').id,
-      );
+      const viewer = boardViewer(principal, organizationId, 'write');
+      const agent = await getAgent(c.var.db, viewer, c.req.valid('param').id);
+      const { events } = await deleteAgent(c.var.db, c.var.audit, viewer, agent.id);
       c.set('audited', true);
       publishActivity(c, events);
+      await scheduleOnGateway(c.env, c.var.db, c.var.settings, agent, 'delete', { baseUrl: origin(c) });
       return c.body(null, 204);
     },
   );

@@ -43,6 +43,10 @@ const uuid = z.uuid({ error: 'must be a UUID' });
 const BoardSettings = {
   description: z.string().max(2000).optional(),
   group_id: uuid.nullable().optional().openapi({ description: 'A board group of the same organization, or null' }),
+  gateway_id: uuid
+    .nullable()
+    .optional()
+    .openapi({ description: 'The gateway its agents are provisioned on (same organization), or null' }),
   require_approval_for_done: z.boolean().optional(),
   require_review_before_done: z.boolean().optional(),
   comment_required_for_review: z.boolean().optional(),

@@ -12,7 +12,12 @@ import { log } from '../lib/log';
 import { clientIp } from '../middleware/auth';
 import { validationHook } from '../middleware/errors';
 import { auditInsert } from '../services/audit';
-import { EVENT_TICKET_MAX_LENGTH, issueEventTicket, redeemEventTicket } from '../services/event-tickets';
+import {
+  EVENT_TICKET_MAX_LENGTH,
+  type EventTicketGrant,
+  issueEventTicket,
+  redeemEventTicket,
+} from '../services/event-tickets';
 import { connectToHub } from '../services/events';
 import type { AppEnv } from '../types';
 import { authErrors, errorContent, jsonResponse, timestamp } from './schemas';
@@ -31,7 +36,7 @@ const TicketRead = z
   })
   .openapi('EventTicket');
 
-const SubscribeQuery = z.object({
+export const SubscribeQuery = z.object({
   ticket: z
     .string()
     .max(EVENT_TICKET_MAX_LENGTH)
@@ -58,6 +63,50 @@ function originAllowed(c: Context<AppEnv>): boolean {
 
 const invalidTicket = () =>
   new AppError(401, 'unauthenticated', 'Missing, used or expired ticket: get one from POST /api/v1/events/ticket.');
+
+/**
+ * The checks every live-event upgrade passes (this stream and a gateway's): a WebSocket upgrade,
+ * from an allowed Origin, with an unused, unexpired ticket for `boardId` (null: organization-wide)
+ * whose principal still holds its credential. A bad ticket is logged and audited.
+ */
+export async function redeemUpgrade(
+  c: Context<AppEnv>,
+  ticket: string | undefined,
+  boardId: string | null,
+): Promise<EventTicketGrant> {
+  if (c.req.header('Upgrade')?.toLowerCase() !== 'websocket') {
+    throw new AppError(426, 'upgrade_required', 'Open this URL as a WebSocket.', { headers: { Upgrade: 'websocket' } });
+  }
+  if (!originAllowed(c)) {
+    // Another site's page riding on the user's ticket (cross-site WebSocket hijacking).
+    throw new AppError(403, 'origin_not_allowed', 'This origin may not open the events socket.');
+  }
+  const db = await openDatabase(c.var.settings);
+  const grant = ticket ? await redeemEventTicket(db, ticket, boardId) : null;
+  if (grant) return grant;
+  const ip = clientIp(c);
+  log('warn', 'auth.failed', { reason: 'invalid_event_ticket', ip, request_id: c.var.requestId });
+  await auditInsert(
+    db,
+    {
+      organizationId: null,
+      actorType: 'anonymous',
+      actorId: null,
+      ip,
+      userAgent: c.req.header('User-Agent') ?? null,
+      requestId: c.var.requestId,
+    },
+    { action: 'auth.failed', success: false, details: { reason: 'invalid_event_ticket', path: c.req.path } },
+  );
+  throw invalidTicket();
+}
+
+/** A DO's 101 as the Worker's own response: the DO's headers are immutable and the middleware add theirs. */
+export function upgradedResponse(upgraded: Response, what: string): Response {
+  if (upgraded.status !== 101 || !upgraded.webSocket)
+    throw new Error(`${what} refused the upgrade with ${upgraded.status}`);
+  return new Response(null, { status: 101, webSocket: upgraded.webSocket });
+}
 
 export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
   .openapi(
@@ -106,40 +155,8 @@ export const eventRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook
       },
     }),
     async (c) => {
-      if (c.req.header('Upgrade')?.toLowerCase() !== 'websocket') {
-        throw new AppError(426, 'upgrade_required', 'Open this URL as a WebSocket.', {
-          headers: { Upgrade: 'websocket' },
-        });
-      }
-      if (!originAllowed(c)) {
-        // Another site's page riding on the user's ticket (cross-site WebSocket hijacking).
-        throw new AppError(403, 'origin_not_allowed', 'This origin may not open the events socket.');
-      }
       const query = c.req.valid('query');
-      const db = await openDatabase(c.var.settings);
-      const grant = query.ticket ? await redeemEventTicket(db, query.ticket, query.board_id ?? null) : null;
-      if (!grant) {
-        const ip = clientIp(c);
-        log('warn', 'auth.failed', { reason: 'invalid_event_ticket', ip, request_id: c.var.requestId });
-        await auditInsert(
-          db,
-          {
-            organizationId: null,
-            actorType: 'anonymous',
-            actorId: null,
-            ip,
-            userAgent: c.req.header('User-Agent') ?? null,
-            requestId: c.var.requestId,
-          },
-          { action: 'auth.failed', success: false, details: { reason: 'invalid_event_ticket', path: c.req.path } },
-        );
-        throw invalidTicket();
-      }
-      const upgraded = await connectToHub(c.env, grant, query.after_id ?? null);
-      if (upgraded.status !== 101 || !upgraded.webSocket) {
-        throw new Error(`event hub refused the upgrade with ${upgraded.status}`);
-      }
-      // A fresh response: the hub's headers are immutable and the middleware add their own.
-      return new Response(null, { status: 101, webSocket: upgraded.webSocket });
+      const grant = await redeemUpgrade(c, query.ticket, query.board_id ?? null);
+      return upgradedResponse(await connectToHub(c.env, grant, query.after_id ?? null), 'event hub');
     },
   );

@@ -5,6 +5,8 @@ import { encryptionKeys } from '../config';
 import { log } from '../lib/log';
 import { validationHook } from '../middleware/errors';
 import { readShutdown, type ShutdownState, setShutdown } from '../services/emergency-shutdown';
+import { refreshSessions } from '../services/gateway-sessions';
+import { gatewayIds } from '../services/gateways';
 import { keyStatus, rotateBatch } from '../services/key-rotation';
 import type { AppEnv } from '../types';
 import { authErrors, errorContent, jsonBody, jsonResponse, timestamp } from './schemas';
@@ -87,6 +89,8 @@ export const platformRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationH
         by: user.subject,
         request_id: c.var.requestId,
       });
+      // Gateway sessions disconnect and stay down (or come back) now, not at their next heartbeat.
+      await refreshSessions(c.env, await gatewayIds(c.var.db, null));
       return c.json(shutdownToRead(state), 200);
     },
   )

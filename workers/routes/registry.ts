@@ -18,6 +18,7 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = [
   // No Authorization header: browsers cannot set one on a WebSocket. Its credential is the
   // single-use `?ticket=` from POST /api/v1/events/ticket, checked by the route itself.
   { method: 'GET', path: '/api/v1/events' },
+  { method: 'GET', path: '/api/v1/gateways/{id}/events' },
   // Webhook senders have no credential; a signature (when the webhook has a secret) stands in for one.
   { method: 'POST', path: '/api/v1/boards/{id}/webhooks/{webhook_id}', rawBody: true },
 ];

@@ -12,6 +12,8 @@ import { log } from '../lib/log';
 import { type Agent, revokeAgentToken } from './agents';
 import { type AuditContext, auditRowsFrom, mutateWithAudit } from './audit';
 import { closeEventSockets } from './events';
+import { closeGatewaySubscribers, refreshSessions } from './gateway-sessions';
+import { gatewayIds } from './gateways';
 
 export type Organization = typeof organizations.$inferSelect;
 
@@ -112,16 +114,27 @@ export async function setOrganizationLock(
     throw new AppError(403, 'forbidden', 'Only an owner of this organization can lock or unlock it.');
   }
   const organization = fromRow(organizations, row);
-  if (locked) await onOrganizationLocked({ organizationId, requestId: ctx.requestId });
+  await onOrganizationLockChanged(db, { organizationId, requestId: ctx.requestId, locked });
   return organization;
 }
 
 /**
- * Runs after an organization is locked. API keys and agents are already refused by the
- * credential check (423); its live-event sockets are closed here (code 4423), and this is where
- * the gateway issue tells the organization's gateway sessions to disconnect.
+ * Runs after an organization is locked or unlocked. API keys and agents are already refused by
+ * the credential check (423). On lock its live-event sockets close (code 4423); either way its
+ * gateway sessions re-read their settings: disconnect and stay down, or reconnect.
  */
-export async function onOrganizationLocked(event: { organizationId: string; requestId: string }): Promise<void> {
-  log('info', 'org.locked', { organization_id: event.organizationId, request_id: event.requestId });
-  await closeEventSockets(env, event.organizationId, { all: true });
+export async function onOrganizationLockChanged(
+  db: Database,
+  event: { organizationId: string; requestId: string; locked: boolean },
+): Promise<void> {
+  log('info', event.locked ? 'org.locked' : 'org.unlocked', {
+    organization_id: event.organizationId,
+    request_id: event.requestId,
+  });
+  const gateways = await gatewayIds(db, event.organizationId);
+  if (event.locked) {
+    await closeEventSockets(env, event.organizationId, { all: true });
+    await closeGatewaySubscribers(env, gateways, { all: true });
+  }
+  await refreshSessions(env, gateways);
 }

@@ -18,6 +18,16 @@ export interface AuditEntry {
 
 export { auditRowsFrom };
 
+/** Work the deployment does on its own (queue consumers, cron, gateway sessions). */
+export const systemContext = (organizationId: string | null, requestId: string): AuditContext => ({
+  organizationId,
+  actorType: 'system',
+  actorId: null,
+  ip: null,
+  userAgent: null,
+  requestId,
+});
+
 export function auditInsert(db: Database, ctx: AuditContext, entry: AuditEntry) {
   return db.insert(auditLogs).values({
     organizationId: entry.organizationId === undefined ? ctx.organizationId : entry.organizationId,

@@ -91,6 +91,7 @@ export interface BoardFields {
   name?: string;
   description?: string;
   group_id?: string | null;
+  gateway_id?: string | null;
   require_approval_for_done?: boolean;
   require_review_before_done?: boolean;
   comment_required_for_review?: boolean;
@@ -103,6 +104,7 @@ const CASTS: Record<keyof BoardFields, string> = {
   name: 'text',
   description: 'text',
   group_id: 'uuid',
+  gateway_id: 'uuid',
   require_approval_for_done: 'boolean',
   require_review_before_done: 'boolean',
   comment_required_for_review: 'boolean',
@@ -125,6 +127,18 @@ function groupCheck(organizationId: string, groupId: string | null | undefined):
     : sql`g AS (SELECT 1 AS ok)`;
 }
 
+/** A CTE `gw` with one row when the gateway is absent or belongs to the organization. */
+function gatewayCheck(organizationId: string, gatewayId: string | null | undefined): SQL {
+  return gatewayId
+    ? sql`gw AS (SELECT 1 AS ok FROM gateways WHERE id = ${gatewayId}::uuid AND organization_id = ${organizationId}::uuid)`
+    : sql`gw AS (SELECT 1 AS ok)`;
+}
+
+const noSuchGateway = () =>
+  new AppError(422, 'validation_failed', 'gateway_id does not name a gateway of this organization.', {
+    details: { issues: [{ path: 'gateway_id', message: 'no such gateway in this organization' }] },
+  });
+
 const noSuchGroup = () =>
   new AppError(422, 'validation_failed', 'group_id does not name a board group of this organization.', {
     details: { issues: [{ path: 'group_id', message: 'no such board group in this organization' }] },
@@ -139,9 +153,9 @@ export async function createBoardWithActivity(
   const fields = provided(input);
   const columns = sql.raw(['organization_id', ...fields.map(([c]) => c)].join(', '));
   const values = sql.join([sql`${organizationId}::uuid`, ...fields.map(([, v]) => v)], sql`, `);
-  const { rows, events } = await runChange(db, ctx, {
-    before: [groupCheck(organizationId, input.group_id)],
-    change: sql`INSERT INTO boards (${columns}) SELECT ${values} FROM g RETURNING *`,
+  const { rows, events, extra } = await runChange(db, ctx, {
+    before: [groupCheck(organizationId, input.group_id), gatewayCheck(organizationId, input.gateway_id)],
+    change: sql`INSERT INTO boards (${columns}) SELECT ${values} FROM g, gw RETURNING *`,
     audit: { action: 'board.create', targetType: 'board', details: sql`jsonb_build_object('name', changed.name)` },
     activity: [
       {
@@ -151,9 +165,10 @@ export async function createBoardWithActivity(
         payload: sql`jsonb_build_object('name', changed.name)`,
       },
     ],
+    extra: { group_ok: sql`EXISTS (SELECT 1 FROM g)` },
   });
   const [row] = rows;
-  if (!row) throw noSuchGroup();
+  if (!row) throw extra.group_ok ? noSuchGateway() : noSuchGroup();
   return { board: fromRow(boards, row), events };
 }
 
@@ -179,10 +194,10 @@ export async function updateBoard(
   const sets = sql.join([...fields.map(([c, v]) => sql`${sql.raw(c)} = ${v}`), sql`updated_at = now()`], sql`, `);
   const changes = fields.map(([c]) => c);
   const { rows, events, extra } = await runChange(db, ctx, {
-    before: [groupCheck(viewer.organizationId, input.group_id)],
+    before: [groupCheck(viewer.organizationId, input.group_id), gatewayCheck(viewer.organizationId, input.gateway_id)],
     change: sql`UPDATE boards SET ${sets}
       WHERE id = ${id}::uuid AND organization_id = ${viewer.organizationId}::uuid
-        AND ${boardOpenTo(db, viewer, boards.id)} AND EXISTS (SELECT 1 FROM g)
+        AND ${boardOpenTo(db, viewer, boards.id)} AND EXISTS (SELECT 1 FROM g) AND EXISTS (SELECT 1 FROM gw)
       RETURNING *`,
     audit: {
       action: 'board.update',
@@ -197,10 +212,10 @@ export async function updateBoard(
         payload: sql`jsonb_build_object('changes', ${JSON.stringify(changes)}::jsonb)`,
       },
     ],
-    extra: { group_ok: sql`EXISTS (SELECT 1 FROM g)` },
+    extra: { group_ok: sql`EXISTS (SELECT 1 FROM g)`, gateway_ok: sql`EXISTS (SELECT 1 FROM gw)` },
   });
   const [row] = rows;
-  if (!row) throw extra.group_ok ? boardNotFound() : noSuchGroup();
+  if (!row) throw !extra.group_ok ? noSuchGroup() : !extra.gateway_ok ? noSuchGateway() : boardNotFound();
   return { board: fromRow(boards, row), events };
 }
 

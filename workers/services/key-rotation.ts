@@ -8,11 +8,22 @@ import type { Database } from '../db/client';
 import { decryptSecret, type EncryptionKeys, encryptSecret, keyVersion, SecretUnreadable } from '../lib/secret-box';
 import { jsonb } from './activity-feed';
 import { type AuditContext, auditRowsFrom } from './audit';
+import { deviceKeyContext } from './device-identity';
+import { deviceTokenContext, gatewayTokenContext } from './gateways';
 import { webhookSecretContext } from './webhooks';
 
 /** Every column holding sealed secrets, and the context each row's ciphertext is bound to. */
-export const SEALED_COLUMNS: readonly { table: string; column: string; context: (id: string) => string }[] = [
-  { table: 'board_webhooks', column: 'secret_ciphertext', context: webhookSecretContext },
+export const SEALED_COLUMNS: readonly {
+  table: string;
+  column: string;
+  context: (id: string) => string;
+  /** The type of the table's `id`. */
+  idType: 'uuid' | 'text';
+}[] = [
+  { table: 'board_webhooks', column: 'secret_ciphertext', context: webhookSecretContext, idType: 'uuid' },
+  { table: 'gateways', column: 'token_ciphertext', context: gatewayTokenContext, idType: 'uuid' },
+  { table: 'gateways', column: 'device_token_ciphertext', context: deviceTokenContext, idType: 'uuid' },
+  { table: 'device_identity', column: 'private_key_ciphertext', context: deviceKeyContext, idType: 'text' },
 ];
 
 export interface KeyStatus {
@@ -55,7 +66,7 @@ export async function rotateBatch(
   const current = await keyVersion(keys.current);
   let resealed = 0;
   let unreadable = 0;
-  for (const { table, column, context } of SEALED_COLUMNS) {
+  for (const { table, column, context, idType } of SEALED_COLUMNS) {
     const { rows } = await db.execute<{ id: string; sealed: string }>(sql`
       SELECT id, ${ref(column)} AS sealed FROM ${ref(table)}
       WHERE ${ref(column)} IS NOT NULL AND split_part(${ref(column)}, '.', 2) <> ${current}
@@ -74,7 +85,7 @@ export async function rotateBatch(
     const { rows: changed } = await db.execute<{ n: number }>(sql`
       WITH changed AS (
         UPDATE ${ref(table)} t SET ${ref(column)} = v.new
-        FROM jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) AS v(id uuid, old text, new text)
+        FROM jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) AS v(id ${sql.raw(idType)}, old text, new text)
         WHERE t.id = v.id AND t.${ref(column)} = v.old
         RETURNING t.id),
       summary AS (SELECT ${`${table}.${column}`}::text AS id, count(*)::int AS n FROM changed),

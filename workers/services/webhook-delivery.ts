@@ -3,8 +3,9 @@
  * dead-letter consumer's, and the sweep that re-enqueues payloads whose hand-off was lost.
  *
  * The message an agent gets fences the payload as untrusted external data, capped at
- * MAX_MESSAGE_CHARS with a pointer to the stored payload. Until the gateway session lands (its
- * send path), delivery records a `webhook.delivered` activity event carrying that message.
+ * MAX_MESSAGE_CHARS with a pointer to the stored payload. On a board with a gateway it goes into
+ * the agent's main session with `chat.send` (the payload id is the idempotency key, so a retried
+ * delivery is not sent twice); either way a `webhook.delivered` activity event carries it.
  */
 import { sql } from 'drizzle-orm';
 import type { Settings } from '../config';
@@ -13,8 +14,10 @@ import { capText, detectInjection, fenceExternalData, type InjectionFinding } fr
 import { log } from '../lib/log';
 import type { ActivityEvent } from './activity';
 import { jsonb, runChange } from './activity-feed';
-import type { AuditContext } from './audit';
+import { mainSessionKey } from './agent-provisioning';
+import { type AuditContext, systemContext } from './audit';
 import { publishEvents } from './events';
+import { relay } from './gateway-sessions';
 
 export interface DeliveryMessage {
   payload_id: string;
@@ -34,6 +37,8 @@ type PendingPayload = {
   description: string;
   agent_id: string | null;
   agent_name: string | null;
+  /** The board's gateway: the message goes there with chat.send. */
+  gateway_id: string | null;
 };
 
 /**
@@ -51,15 +56,6 @@ export async function enqueueDelivery(env: Env, payloadId: string): Promise<void
 /** A failure the queue should retry (and dead-letter after its retries). */
 export class DeliveryFailed extends Error {}
 
-const systemContext = (organizationId: string, requestId: string): AuditContext => ({
-  organizationId,
-  actorType: 'system',
-  actorId: null,
-  ip: null,
-  userAgent: null,
-  requestId,
-});
-
 /** Where an agent reads the whole payload (the agent API). */
 export const payloadPointer = (p: { board_id: string; webhook_id: string; id: string }) =>
   `GET /api/v1/agent/boards/${p.board_id}/webhooks/${p.webhook_id}/payloads/${p.id}`;
@@ -71,7 +67,8 @@ async function loadPayload(db: Database, payloadId: string): Promise<PendingPayl
       FROM board_webhook_payloads p JOIN board_webhooks w ON w.id = p.webhook_id
       WHERE p.id = ${payloadId}::uuid)
     SELECT p.id, p.status, p.organization_id, p.board_id, p.webhook_id, p.encoding, p.payload::text AS payload_text,
-      p.byte_size, p.description, p.target AS agent_id, (SELECT name FROM agents WHERE id = p.target) AS agent_name
+      p.byte_size, p.description, p.target AS agent_id, (SELECT name FROM agents WHERE id = p.target) AS agent_name,
+      (SELECT gateway_id FROM boards WHERE id = p.board_id) AS gateway_id
     FROM p`);
   return rows[0];
 }
@@ -127,14 +124,37 @@ export async function deliverPayload(
     return 'blocked';
   }
   const message = composeMessage(p, settings.MAX_MESSAGE_CHARS);
+  if (p.gateway_id) await sendToAgent(env, settings, p.gateway_id, p.agent_id, message.text, `mce-webhook-${p.id}`);
   const events = await settle(db, ctx, p, 'delivered', {
     agent_id: p.agent_id,
+    gateway_id: p.gateway_id,
     message: message.text,
     truncated: message.truncated,
     patterns,
   });
   await publish(env, p, events);
   return 'delivered';
+}
+
+/** Into the agent's main session on the gateway; a gateway that is down makes the queue retry. */
+async function sendToAgent(
+  env: Env,
+  settings: Settings,
+  gatewayId: string,
+  agentId: string,
+  message: string,
+  idempotencyKey: string,
+): Promise<void> {
+  try {
+    await relay(env, gatewayId, {
+      method: 'chat.send',
+      params: { sessionKey: mainSessionKey(agentId), message, deliver: false, idempotencyKey },
+      timeout_ms: settings.GATEWAY_RPC_TIMEOUT_MS,
+      idempotent: false,
+    });
+  } catch (err) {
+    throw new DeliveryFailed(`the gateway did not take the message: ${(err as Error).message}`);
+  }
 }
 
 function publish(env: Env, p: PendingPayload, events: ActivityEvent[]): Promise<void> {
