@@ -2,6 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
+/**
+ * One deployment's secrets for the whole run: the config callback runs once per test file, and
+ * deployment-wide sealed data (the gateway device identity) must open in every file.
+ */
+const LOCAL_AUTH_TOKEN = randomBytes(48).toString('base64url');
+const ENCRYPTION_KEY = randomBytes(32).toString('base64');
+
 /** Worker code runs inside workerd; cli/ and the endpoint run in Node. */
 export default defineConfig({
   test: {
@@ -16,8 +23,8 @@ export default defineConfig({
                 DATABASE_URL: 'postgresql://test@localhost/test',
                 DATABASE_HTTP_ENDPOINT: inject('sqlEndpoint'),
                 DATABASE_HTTP_TOKEN: inject('sqlToken'),
-                LOCAL_AUTH_TOKEN: randomBytes(48).toString('base64url'),
-                ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+                LOCAL_AUTH_TOKEN,
+                ENCRYPTION_KEY,
                 TEST_EMPTY_SQL_ENDPOINT: inject('emptySqlEndpoint'),
                 TEST_ISOLATED_SQL_ENDPOINT: inject('isolatedSqlEndpoint'),
                 TEST_FAULTY_SQL_ENDPOINT: inject('faultySqlEndpoint'),

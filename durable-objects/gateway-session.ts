@@ -375,11 +375,14 @@ export class GatewaySession extends DurableObject<Env> {
       }
     } else {
       const attempts = this.#state.attempts + 1;
+      // A gateway that is starting says when to come back; otherwise back off.
+      const asked = Number(err.details.retry_after_ms);
+      const wait = err.kind === 'starting' && asked > 0 ? Math.min(asked, BACKOFF_MAX_MS) : backoffMs(attempts);
       this.#save({
         status: 'disconnected',
         since: this.#state.status === 'disconnected' ? this.#state.since : now,
         attempts,
-        nextAttemptAt: now + backoffMs(attempts),
+        nextAttemptAt: now + wait,
         lastError,
       });
     }

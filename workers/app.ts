@@ -23,6 +23,7 @@ import { boardRoutes } from './routes/boards';
 import { customFieldRoutes } from './routes/custom-fields';
 import { mountDocs } from './routes/docs';
 import { eventRoutes } from './routes/events';
+import { gatewayRelayRoutes } from './routes/gateway-relay';
 import { gatewayRoutes } from './routes/gateways';
 import { healthRoutes } from './routes/health';
 import { opsRoutes } from './routes/ops';
@@ -67,6 +68,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route('/', webhookRoutes);
   app.route('/', agentRoutes);
   app.route('/', gatewayRoutes);
+  app.route('/', gatewayRelayRoutes);
   app.route('/', agentApiRoutes);
   app.route('/', adminRoutes);
   app.route('/', platformRoutes);

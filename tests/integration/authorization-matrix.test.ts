@@ -85,6 +85,8 @@ beforeAll(async () => {
     payloads: delivery.payload_id,
     backups: backup.id,
     gateways: gateway.id,
+    sessions: 'agent:dev:main',
+    'exec-approvals': 'matrix-approval',
     objects: 'manifest.json',
   });
   for (const [name, id] of Object.entries(fixtures))
@@ -146,6 +148,8 @@ const universalBody = JSON.stringify({
 const READ_SCOPE_WRITES = [
   // A WebSocket ticket only lets its holder read the live event stream.
   'POST /api/v1/events/ticket',
+  // The relay checks each method's own permission: the matrix body calls `health`, a read.
+  'POST /api/v1/gateways/:id/rpc',
 ];
 
 describe('authorization matrix', () => {

@@ -5,38 +5,8 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FAKE_GATEWAY_TOKEN, FAKE_GATEWAY_VERSION } from '../support/fake-gateway-shared';
-import { api, appWith, jwtOperators, operatorHeaders, send, testEnv } from './helpers';
-
-const base = testEnv.TEST_FAKE_GATEWAY_URL;
-/** A gateway path of its own for each test: the scripted gateway records calls per path. */
-const path = (mode: string) => `/${mode}/${crypto.randomUUID()}`;
-const control = (action: string, gatewayPath: string, body?: unknown) =>
-  fetch(`${base.replace('ws:', 'http:')}/control/${action}?path=${encodeURIComponent(gatewayPath)}`, {
-    method: body === undefined && action === 'calls' ? 'GET' : 'POST',
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-const calls = async (gatewayPath: string) =>
-  (await (await control('calls', gatewayPath)).json()) as { method: string; params: Record<string, unknown> }[];
-
-async function createGateway(mode = 'ok', extra: Record<string, unknown> = {}) {
-  const gatewayPath = path(mode);
-  const res = await send('POST', '/api/v1/gateways', {
-    name: `gw ${gatewayPath}`,
-    url: `${base}${gatewayPath}`,
-    token: FAKE_GATEWAY_TOKEN,
-    ...extra,
-  });
-  return { ...res, gatewayPath };
-}
-
-async function until<T>(what: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await what();
-    if (ok(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { base, calls, control, createGateway, path } from './fake-gateway-client';
+import { api, appWith, jwtOperators, operatorHeaders, send, testEnv, until } from './helpers';
 
 const status = async (id: string) => (await send('GET', `/api/v1/gateways/${id}/status`)).body;
 const rpc = (id: string, method: string, params: Record<string, unknown> = {}, headers = operatorHeaders()) =>

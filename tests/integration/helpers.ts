@@ -53,6 +53,17 @@ export const quiet = () => {
   for (const level of ['log', 'warn', 'error'] as const) vi.spyOn(console, level).mockImplementation(() => {});
 };
 
+/** Polls `read` until `ok` holds or the time is up; returns the last value (the caller asserts on it). */
+export async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!ok(value) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    value = await read();
+  }
+  return value;
+}
+
 /** A client address no other test uses, so per-IP limits start from zero. */
 export const freshIp = () => {
   const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));

@@ -9,7 +9,7 @@ import { settingsSchema } from '../../workers/config';
 import { dispatchScheduled, HOURLY } from '../../workers/cron/dispatcher';
 import { openDatabase } from '../../workers/db/client';
 import { consumeWebhookDeliveries, DEAD_LETTER_QUEUE, DELIVERY_QUEUE } from '../../workers/queues/webhook-deliveries';
-import { appWith, freshIp, hmacHex, send, testEnv } from './helpers';
+import { appWith, freshIp, hmacHex, send, testEnv, until } from './helpers';
 
 const db = await openDatabase(settingsSchema.parse(testEnv));
 
@@ -31,16 +31,6 @@ const payloadRow = async (id: string) =>
       `SELECT status, attempts, last_error FROM board_webhook_payloads WHERE id = '${id}'`,
     )
   ).rows[0];
-
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await read();
-  while (!ok(value) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    value = await read();
-  }
-  return value;
-}
 
 /** A queue producer that always fails: the hand-off after the 202 is lost. */
 const brokenQueue = {

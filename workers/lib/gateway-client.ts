@@ -32,6 +32,7 @@ export interface GatewayHello {
 /** Why a connection or call failed, in words an operator can act on. */
 export type GatewayFailure =
   | 'unreachable'
+  | 'starting'
   | 'tls_failed'
   | 'upgrade_refused'
   | 'no_challenge'
@@ -127,6 +128,12 @@ export function connectRefused(error: GatewayErrorShape, closeReason = ''): Gate
     gateway_message: message,
     gateway_details: error.details ?? null,
   };
+  if (code === 'UNAVAILABLE') {
+    return new GatewayError('starting', `The gateway is not ready yet (${message}): try again shortly.`, {
+      ...details,
+      retry_after_ms: typeof error.retryAfterMs === 'number' ? error.retryAfterMs : null,
+    });
+  }
   if (/NOT_PAIRED|PAIRING_REQUIRED|not[- ]paired/i.test(text)) {
     return new GatewayError('pairing_required', 'The gateway has not approved this device yet.', details);
   }
@@ -177,16 +184,25 @@ export class GatewayConnection {
     const deadline = Date.now() + options.timeoutMs;
     const fetcher = options.fetcher ?? fetch;
     let response: Response;
+    // A timer, not an AbortSignal: a signal passed to the upgrade would keep governing the socket after it opened.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new GatewayError('handshake_timeout', 'The gateway did not answer the WebSocket upgrade in time.')),
+        options.timeoutMs,
+      );
+    });
     try {
-      response = await fetcher(upgradeUrl(options.url), {
-        headers: { Upgrade: 'websocket' },
-        signal: AbortSignal.timeout(options.timeoutMs),
-      });
+      response = await Promise.race([
+        fetcher(upgradeUrl(options.url), { headers: { Upgrade: 'websocket' } }),
+        timedOut,
+      ]);
     } catch (err) {
-      if ((err as Error).name === 'TimeoutError') {
-        throw new GatewayError('handshake_timeout', 'The gateway did not answer the WebSocket upgrade in time.');
-      }
+      if (err instanceof GatewayError) throw err;
       throw unreachable(options.url, err);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
     }
     const ws = response.webSocket;
     if (response.status !== 101 || !ws) {

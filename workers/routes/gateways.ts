@@ -1,19 +1,16 @@
 /**
  * OpenClaw gateways: configuration (org admins; the token is write-only), the connectivity check,
- * session status, the RPC relay, and the gateway's live events.
+ * session status, and the gateway's live events. Calls through the session: routes/gateway-relay.ts.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { Context } from 'hono';
 import { authorize } from '../auth/policy';
 import { encryptionKeys, type Settings } from '../config';
 import { type Database, openDatabase } from '../db/client';
 import { AppError } from '../lib/errors';
 import { GatewayError } from '../lib/gateway-client';
 import { validationHook } from '../middleware/errors';
-import { auditInsert } from '../services/audit';
 import { deviceIdentity } from '../services/device-identity';
-import { RPC_METHODS, rpcAccess } from '../services/gateway-rpc';
-import { forgetSession, relay, sessionStatus, startSession, subscribeToSession } from '../services/gateway-sessions';
+import { forgetSession, sessionStatus, startSession, subscribeToSession } from '../services/gateway-sessions';
 import {
   checkGatewayUrl,
   connectivityError,
@@ -100,21 +97,6 @@ const TestResult = z
   .object({ ok: z.literal(true), protocol: z.number().int(), server_version: z.string(), methods: z.number().int() })
   .openapi('GatewayTestResult');
 
-const RpcRequest = z
-  .object({
-    method: z.string().min(1).max(100),
-    params: z.record(z.string(), z.unknown()).optional(),
-    timeout_ms: z.number().int().min(100).max(120_000).optional(),
-  })
-  .openapi('GatewayRpcRequest');
-const RpcResponse = z.object({ method: z.string(), payload: z.unknown() }).openapi('GatewayRpcResponse');
-
-const gatewayErrors = {
-  502: errorContent('The gateway refused the call'),
-  503: errorContent('The gateway session is not connected'),
-  504: errorContent('The gateway did not answer in time'),
-};
-
 export const gatewayToRead = (g: Gateway): z.infer<typeof GatewayRead> => ({
   id: g.id,
   organization_id: g.organizationId,
@@ -155,7 +137,7 @@ export const gatewayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
       summary: 'Check that a gateway answers with these settings, without storing anything',
       description:
         'Connects, completes the handshake, checks the version (GATEWAY_MIN_VERSION) and scopes, and disconnects. ' +
-        '422 `gateway_check_failed` with `details.reason`: unreachable, tls_failed, upgrade_refused, no_challenge, ' +
+        '422 `gateway_check_failed` with `details.reason`: unreachable, starting, tls_failed, upgrade_refused, no_challenge, ' +
         'handshake_timeout, auth_failed, pairing_required, scope_missing, protocol_mismatch, version_too_old, protocol_error.',
       request: { body: jsonBody(GatewayTest) },
       responses: { 200: jsonResponse('It answered', TestResult), ...authErrors, 422: errorContent('It did not') },
@@ -277,44 +259,6 @@ export const gatewayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
   )
   .openapi(
     createRoute({
-      method: 'post',
-      path: '/api/v1/gateways/{id}/rpc',
-      tags,
-      summary: 'Call a gateway method through the session',
-      description: `Allowed methods and who may call them: ${Object.entries(RPC_METHODS)
-        .map(([m, rule]) => `\`${m}\` (${rule.permission})`)
-        .join(', ')}. Reads lost to a reconnect are retried once.`,
-      request: { params: IdParam, body: jsonBody(RpcRequest) },
-      responses: {
-        200: jsonResponse('The gateway answered', RpcResponse),
-        ...authErrors,
-        404: errorContent('No such gateway'),
-        422: errorContent('Invalid, or the gateway rejected the parameters'),
-        ...gatewayErrors,
-      },
-    }),
-    async (c) => {
-      const body = c.req.valid('json');
-      const rule = RPC_METHODS[body.method];
-      if (!rule) {
-        throw new AppError(422, 'validation_failed', `method: ${body.method} is not relayed`, {
-          details: { issues: [{ path: 'method', message: `must be one of ${Object.keys(RPC_METHODS).join(', ')}` }] },
-        });
-      }
-      const { organizationId } = authorize(c.var.principal, rpcAccess(rule.permission));
-      const gateway = await getGateway(c.var.db, organizationId, c.req.valid('param').id);
-      const payload = await relay(c.env, gateway.id, {
-        method: body.method,
-        params: body.params ?? {},
-        timeout_ms: body.timeout_ms ?? c.var.settings.GATEWAY_RPC_TIMEOUT_MS,
-        idempotent: rule.idempotent,
-      });
-      if (!rule.idempotent) await auditRelayed(c, gateway.id, body.method);
-      return c.json({ method: body.method, payload }, 200);
-    },
-  )
-  .openapi(
-    createRoute({
       method: 'get',
       path: '/api/v1/gateways/{id}/events',
       tags,
@@ -373,15 +317,4 @@ async function checkBeforeSaving(db: Database, settings: Settings, url: string, 
     if (err instanceof AppError && err.details?.reason === 'pairing_required') return;
     throw err;
   }
-}
-
-/** Relayed calls that change the gateway get an audit row (reads do not). */
-async function auditRelayed(c: Context<AppEnv>, gatewayId: string, method: string) {
-  await auditInsert(c.var.db, c.var.audit, {
-    action: 'gateway.rpc',
-    targetType: 'gateway',
-    targetId: gatewayId,
-    details: { method },
-  });
-  c.set('audited', true);
 }
