@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, results written to docs/PERFORMANCE.md.
  * BENCH_SECONDS (default 10) per measurement, BENCH_RUNS (default 3) repetitions,
- * BENCH_CONNECTIONS (default 32), BENCH_ONLY (comma list: edge-cpu, agent-auth, events, backup-export),
+ * BENCH_CONNECTIONS (default 32), BENCH_ONLY (comma list: edge-cpu, agent-auth, events, backup-export, gateway-relay),
  * BENCH_DATABASE_URL (run database benchmarks on this PostgreSQL instead of PGlite).
  */
 import { randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import { benchAgentAuth } from './agent-auth.ts';
 import { benchBackupExport } from './backup-export.ts';
 import { benchEdgeCpu } from './edge-cpu.ts';
 import { benchEvents } from './events.ts';
+import { benchGatewayRelay } from './gateway-relay.ts';
 import { bundleWorker, ROOT } from './lib/workerd.ts';
 
 export interface BenchConfig {
@@ -41,6 +42,7 @@ const benchmarks = {
   'agent-auth': benchAgentAuth,
   events: benchEvents,
   'backup-export': benchBackupExport,
+  'gateway-relay': benchGatewayRelay,
 };
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 

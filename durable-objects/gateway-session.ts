@@ -8,7 +8,8 @@
  * gateway id, whether to run, status, backoff, buffered events, provisioning jobs — is in SQLite.
  *
  * Only the Worker reaches it (GATEWAY_SESSION binding), after authorization:
- *   POST /start {gateway_id}   keep connected          POST /refresh  re-read settings, reconnect or go down
+ *   POST /start {gateway_id, organization_id}  keep connected
+ *           POST /refresh  re-read settings, reconnect or go down
  *   POST /forget               gateway deleted          GET  /status
  *   POST /rpc {method, params, timeout_ms, idempotent}  → {ok:true,payload} | {ok:false,kind,message,details}
  *   GET  /events               WebSocket upgrade (X-Session-Principal-Id, X-Session-After-Id?), hibernating
@@ -126,8 +127,10 @@ export class GatewaySession extends DurableObject<Env> {
     const { pathname } = new URL(request.url);
     const route = `${request.method} ${pathname}`;
     switch (route) {
-      case 'POST /start':
-        return this.#start(((await request.json()) as { gateway_id?: string }).gateway_id);
+      case 'POST /start': {
+        const body = (await request.json()) as { gateway_id?: string; organization_id?: string };
+        return this.#start(body.gateway_id, body.organization_id);
+      }
       case 'POST /refresh':
         return this.#refresh();
       case 'POST /forget':
@@ -239,9 +242,9 @@ export class GatewaySession extends DurableObject<Env> {
 
   // ---- lifecycle -----------------------------------------------------------------------------
 
-  async #start(gatewayId: string | undefined): Promise<Response> {
-    if (!gatewayId) return new Response('gateway_id required', { status: 400 });
-    this.#save({ gatewayId, run: true, attempts: 0, nextAttemptAt: Date.now() });
+  async #start(gatewayId: string | undefined, organizationId: string | undefined): Promise<Response> {
+    if (!gatewayId || !organizationId) return new Response('gateway_id and organization_id required', { status: 400 });
+    this.#save({ gatewayId, organizationId, run: true, attempts: 0, nextAttemptAt: Date.now() });
     await this.#reconnect();
     return json(this.#status());
   }
@@ -465,6 +468,10 @@ export class GatewaySession extends DurableObject<Env> {
   }
 
   async #rpc(body: RpcRequest): Promise<RpcResult> {
+    // The caller's organization must own this session: the relay skips a database read for it.
+    if (body.organization_id !== undefined && body.organization_id !== this.#state.organizationId) {
+      return { ok: false, kind: 'not_found', message: 'No such gateway.', details: {} };
+    }
     const deadline = Date.now() + body.timeout_ms;
     for (let attempt = 0; ; attempt++) {
       let conn = this.#conn;
@@ -628,6 +635,8 @@ export class GatewaySession extends DurableObject<Env> {
 }
 
 export interface RpcRequest {
+  /** When set, the session answers `not_found` unless it belongs to this organization. */
+  organization_id?: string;
   method: string;
   params: unknown;
   timeout_ms: number;

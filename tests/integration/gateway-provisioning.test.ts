@@ -124,3 +124,27 @@ describe('webhook delivery through the gateway', () => {
     );
   }, 60_000);
 });
+
+describe('approval outcomes through the gateway', () => {
+  it('tells the board lead in its session when a human decides its approval', async () => {
+    const { gatewayPath, board } = await boardOnGateway();
+    const lead = (await send('POST', '/api/v1/agents', { board_id: board.id, name: 'Lead', is_lead: true })).body;
+    const task = (await send('POST', `/api/v1/boards/${board.id}/tasks`, { title: 'ship it' })).body;
+    const approval = (
+      await send(
+        'POST',
+        '/api/v1/agent/approvals',
+        { task_ids: [task.id], action_type: 'deploy', payload: { reason: 'release' }, confidence: 80 },
+        { 'X-Agent-Token': lead.token },
+      )
+    ).body;
+    const decided = await send('POST', `/api/v1/boards/${board.id}/approvals/${approval.id}/approve`, {
+      note: 'go ahead',
+    });
+    expect(decided.status).toBe(200);
+    const told = (await calls(gatewayPath)).filter((c) => c.params.idempotencyKey === `mce-approval-${approval.id}`);
+    expect(told).toHaveLength(1);
+    expect(told[0]?.params.sessionKey).toBe(`agent:mce-${lead.id}:main`);
+    expect(String(told[0]?.params.message)).toMatch(/"deploy".*was approved.*go ahead/);
+  });
+});

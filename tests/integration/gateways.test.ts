@@ -34,6 +34,9 @@ describe('gateways API', () => {
       expect(res.status).toBe(200);
       expect(JSON.stringify(res.body)).not.toContain(FAKE_GATEWAY_TOKEN);
     }
+    const ops = await send('GET', '/api/v1/ops/health');
+    expect(ops.body.gateways_total).toBeGreaterThanOrEqual(1);
+    expect(ops.body.gateways_connected).toBeGreaterThanOrEqual(1);
     const audit = await send('GET', `/api/v1/audit-logs?action=gateway.create&limit=200`);
     const row = audit.body.items.find((r: { target_id: string }) => r.target_id === created.body.id);
     expect(row).toBeDefined();

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlClient } from '../../cli/lib/database.ts';
-import { migrate } from '../../cli/lib/migrations.ts';
+import { migrate, readMigrations } from '../../cli/lib/migrations.ts';
 import { pgliteBackend, type SqlBackend } from '../../cli/sql-endpoint/backends.ts';
 import { type SqlEndpoint, startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
 import { createTestDatabase, type TestDatabase, testPostgresUrl, testToken } from '../support/databases.ts';
@@ -28,6 +28,8 @@ import { type LocalWorker, startLocalWorker } from '../support/local-worker.ts';
 import { type Run, runMce } from '../support/mce.ts';
 
 const TOKEN = randomBytes(48).toString('base64url');
+const TAGS = readMigrations().map((m) => m.tag);
+const NEWEST = TAGS.at(-1);
 const onPostgres = testPostgresUrl() !== undefined;
 
 let dir: string;
@@ -385,7 +387,7 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
     const run = await mce(['backup', '--json', '--url', worker.url]);
     expect(run.code, run.stderr + run.stdout).toBe(0);
     const backup = JSON.parse(run.stdout) as Json;
-    expect(backup).toMatchObject({ status: 'complete', verification: 'passed', schema_version: '0004_ops' });
+    expect(backup).toMatchObject({ status: 'complete', verification: 'passed', schema_version: NEWEST });
     expect(backup.objects).toBeGreaterThan(tables.size / 2);
     backupId = backup.id;
     expect(run.stdout + run.stderr).not.toContain(TOKEN);
@@ -398,13 +400,7 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
     const summary = JSON.parse(run.stdout) as Json;
     expect(summary.backup_id).toBe(backupId);
     expect(summary.seconds).toBeGreaterThan(0);
-    expect(summary.migrations_before).toEqual([
-      '0000_foundation',
-      '0001_identity',
-      '0002_domain',
-      '0003_edge',
-      '0004_ops',
-    ]);
+    expect(summary.migrations_before).toEqual(TAGS);
     expect(summary.tables.map((t: Json) => t.name).sort()).toEqual([...tables.keys()].sort());
 
     const now = await dump(source.backend, tables);
@@ -424,7 +420,7 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
       }
       // The schema bookkeeping is the repository's, so `mce migrate` and the Worker agree with it.
       const { rows } = await db.query({ query: 'SELECT count(*)::text FROM drizzle.__drizzle_migrations', params: [] });
-      expect(rows[0]?.[0]).toBe('5');
+      expect(rows[0]?.[0]).toBe(String(TAGS.length));
     });
   });
 
@@ -441,7 +437,7 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
     const download = await mce(['backup', '--download', backupId, '--out', folder, '--url', worker.url, '--json']);
     expect(download.code, download.stderr + download.stdout).toBe(0);
     const manifest = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as Json;
-    expect(manifest).toMatchObject({ format: 'mce-backup/1', id: backupId, schema_version: '0004_ops' });
+    expect(manifest).toMatchObject({ format: 'mce-backup/1', id: backupId, schema_version: NEWEST });
     // Parents before children: the order the load relies on.
     const order = manifest.tables.map((t: Json) => t.name) as string[];
     expect(order.indexOf('organizations')).toBeLessThan(order.indexOf('boards'));
@@ -498,35 +494,39 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
       for (const [table, rows] of await dump(db, tables)) expect(rows, table).toEqual([]);
     });
 
-    // The target is now migrated (to 0004_ops) and empty: a backup of another schema is refused there.
+    // The target is now migrated (to the newest schema) and empty: a backup of another schema is refused there.
     const older = join(dir, 'older');
     rewriteBackup(folder, older, (manifest) => {
       manifest.schema_version = '0003_edge';
     });
     const refused = await mce(['restore', older, '--database-url', scratch.databaseUrl]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/the target is at schema 0004_ops, the backup at 0003_edge/);
+    expect(refused.stderr).toContain(`the target is at schema ${NEWEST}, the backup at 0003_edge`);
   });
 
   it('a backup of an older schema loads at that schema, then the newer migrations bring it forward', async () => {
-    // 0004_ops only adds job_runs and backups: without job_runs, this backup is a 0003_edge one.
+    // Later migrations only add tables (0004_ops: job_runs and backups; 0005_gateways: gateways and
+    // device_identity): without them, this backup is a 0003_edge one.
+    const later = new Set(['job_runs', 'gateways', 'device_identity']);
     const older = join(dir, 'older-0003');
     rewriteBackup(folder, older, (manifest, rows) => {
       manifest.schema_version = '0003_edge';
-      manifest.tables = (manifest.tables as Json[]).filter((t) => t.name !== 'job_runs');
-      for (const o of manifest.objects as Json[]) if (o.table === 'job_runs') rows.delete(o.name);
+      manifest.tables = (manifest.tables as Json[]).filter((t) => !later.has(t.name));
+      for (const o of manifest.objects as Json[]) if (later.has(o.table)) rows.delete(o.name);
     });
     const target = await newTarget('older');
     const run = await mce(['restore', older, '--database-url', target.databaseUrl, '--json']);
     expect(run.code, run.stderr + run.stdout).toBe(0);
     const summary = JSON.parse(run.stdout) as Json;
     expect(summary.migrations_before).toEqual(['0000_foundation', '0001_identity', '0002_domain', '0003_edge']);
-    expect(summary.migrations_after).toEqual(['0004_ops']);
+    expect(summary.migrations_after).toEqual(TAGS.slice(4));
     const now = await dump(source.backend, tables);
     await target.read(async (db) => {
       const restoredRows = await dump(db, tables);
-      expect(restoredRows.get('job_runs')).toEqual([]);
-      restoredRows.set('job_runs', before.get('job_runs') ?? []);
+      for (const table of later) {
+        expect(restoredRows.get(table), table).toEqual([]);
+        restoredRows.set(table, before.get(table) ?? []);
+      }
       expectRestored(before, now, restoredRows);
     });
   });

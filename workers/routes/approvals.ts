@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { authorize } from '../auth/policy';
 import { validationHook } from '../middleware/errors';
+import { notifyApprovalResolved } from '../services/agent-messages';
 import {
   APPROVAL_STATUSES,
   type Approval,
@@ -137,6 +138,7 @@ async function resolve(c: Context<AppEnv, string, ResolveInput>, outcome: 'appro
   );
   c.set('audited', true);
   publishActivity(c, events);
+  await notifyApprovalResolved(c.env, c.var.db, c.var.settings, events);
   return c.json(approvalToRead(approval), 200);
 }
 

@@ -14,7 +14,6 @@ import { boardViewer } from '../services/boards';
 import { agentIdFromGateway, pendingExecApprovals } from '../services/gateway-events';
 import { RPC_METHODS, type RpcPermission, rpcAccess } from '../services/gateway-rpc';
 import { relay } from '../services/gateway-sessions';
-import { getGateway } from '../services/gateways';
 import type { AppEnv } from '../types';
 import { authErrors, errorContent, IdParam, jsonBody, jsonResponse, timestamp } from './schemas';
 
@@ -71,15 +70,16 @@ async function call(
   timeoutMs?: number,
 ) {
   const { organizationId } = authorize(c.var.principal, rpcAccess(permission));
-  const gateway = await getGateway(c.var.db, organizationId, gatewayId);
   const idempotent = RPC_METHODS[method]?.idempotent ?? false;
-  const payload = await relay(c.env, gateway.id, {
+  // The session checks the organization itself: no database read on the relay's path.
+  const payload = await relay(c.env, gatewayId, {
+    organization_id: organizationId,
     method,
     params,
     timeout_ms: timeoutMs ?? c.var.settings.GATEWAY_RPC_TIMEOUT_MS,
     idempotent,
   });
-  return { gateway, payload, organizationId };
+  return payload;
 }
 
 async function audit(c: Context<AppEnv>, action: string, gatewayId: string, details: Record<string, unknown>) {
@@ -114,7 +114,7 @@ export const gatewayRelayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
         });
       }
       const id = c.req.valid('param').id;
-      const { payload } = await call(c, id, rule.permission, body.method, body.params ?? {}, body.timeout_ms);
+      const payload = await call(c, id, rule.permission, body.method, body.params ?? {}, body.timeout_ms);
       if (!rule.idempotent) await audit(c, 'gateway.rpc', id, { method: body.method });
       return c.json({ method: body.method, payload }, 200);
     },
@@ -130,7 +130,7 @@ export const gatewayRelayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
     }),
     async (c) => {
       const { limit } = c.req.valid('query');
-      const { payload } = await call(c, c.req.valid('param').id, 'read', 'sessions.list', { limit });
+      const payload = await call(c, c.req.valid('param').id, 'read', 'sessions.list', { limit });
       return c.json(payload as Record<string, unknown>, 200);
     },
   )
@@ -146,7 +146,7 @@ export const gatewayRelayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
     async (c) => {
       const { id, session_key } = c.req.valid('param');
       const { limit } = c.req.valid('query');
-      const { payload } = await call(c, id, 'read', 'chat.history', { sessionKey: session_key, limit });
+      const payload = await call(c, id, 'read', 'chat.history', { sessionKey: session_key, limit });
       return c.json(payload as Record<string, unknown>, 200);
     },
   )
@@ -176,7 +176,7 @@ export const gatewayRelayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
         permission = 'write';
       }
       const { message } = c.req.valid('json');
-      const { payload } = await call(c, id, permission, 'chat.send', {
+      const payload = await call(c, id, permission, 'chat.send', {
         sessionKey: session_key,
         message,
         deliver: false,
@@ -201,7 +201,7 @@ export const gatewayRelayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
       },
     }),
     async (c) => {
-      const { payload } = await call(c, c.req.valid('param').id, 'read', 'exec.approval.list', {});
+      const payload = await call(c, c.req.valid('param').id, 'read', 'exec.approval.list', {});
       return c.json({ items: pendingExecApprovals(payload) }, 200);
     },
   )

@@ -173,7 +173,7 @@ export const gatewayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
       await checkBeforeSaving(c.var.db, c.var.settings, input.url, input.token ?? null);
       const gateway = await createGateway(c.var.db, c.var.audit, encryptionKeys(c.var.settings), organizationId, input);
       c.set('audited', true);
-      const session = await startSession(c.env, gateway.id);
+      const session = await startSession(c.env, gateway);
       return c.json({ ...gatewayToRead(gateway), session: session as Status }, 201);
     },
   )
@@ -220,7 +220,7 @@ export const gatewayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
       }
       const gateway = await updateGateway(c.var.db, c.var.audit, keys, organizationId, id, input);
       c.set('audited', true);
-      const session = await startSession(c.env, gateway.id);
+      const session = await startSession(c.env, gateway);
       return c.json({ ...gatewayToRead(gateway), session: session as Status }, 200);
     },
   )

@@ -52,7 +52,7 @@ export const opsRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHook }
     }),
     async (c) => {
       requirePlatformAdmin(c.var.principal);
-      return c.json(await opsHealth(c.var.db), 200);
+      return c.json(await opsHealth(c.env, c.var.db), 200);
     },
   )
   .openapi(

@@ -28,8 +28,8 @@ async function call<T>(env: Env, gatewayId: string, path: string, body?: unknown
 export type SessionStatusBody = Record<string, unknown> & { status: string; connected: boolean };
 
 /** Connects (waiting for the first attempt) and keeps the session up from then on. */
-export function startSession(env: Env, gatewayId: string): Promise<SessionStatusBody> {
-  return call(env, gatewayId, '/start', { gateway_id: gatewayId });
+export function startSession(env: Env, gateway: { id: string; organizationId: string }): Promise<SessionStatusBody> {
+  return call(env, gateway.id, '/start', { gateway_id: gateway.id, organization_id: gateway.organizationId });
 }
 
 export function sessionStatus(env: Env, gatewayId: string): Promise<SessionStatusBody> {
@@ -83,6 +83,7 @@ export async function relay(env: Env, gatewayId: string, request: RpcRequest): P
 
 /** Gateway failures in the API's words: 503 while down, 504 on timeout, 502 for what the gateway refused. */
 export function rpcError(method: string, result: Extract<RpcResult, { ok: false }>): AppError {
+  if (result.kind === 'not_found') return new AppError(404, 'not_found', 'No such gateway.');
   if (result.kind === 'unavailable') {
     return new AppError(503, 'gateway_unavailable', `${result.message}. Try again once it reconnects.`, {
       details: result.details,

@@ -2,10 +2,13 @@
  * Ops health for platform admins: the state the runbook watches, with an overall status.
  * Thresholds: no verified backup in 25 h, a failed verification, or a database slower than 1 s
  * → degraded; a backup whose size moved more than 50% from the previous one, dead-lettered
- * deliveries in the last day, or more than 1,000 pending deliveries → warning.
+ * deliveries in the last day, more than 1,000 pending deliveries, or a gateway session that is not
+ * connected → warning.
  */
 import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client';
+import { sessionStatus } from './gateway-sessions';
+import { gatewayIds } from './gateways';
 import { type LastRun, lastRuns } from './job-runs';
 
 export type HealthStatus = 'ok' | 'warning' | 'degraded';
@@ -31,14 +34,26 @@ export interface OpsHealth {
     size_change_pct: number | null;
   };
   jobs: LastRun[];
-  /** Counted by the gateway and event-hub objects in later issues; not known here yet. */
+  /** Gateway sessions connected right now, of `gateways_total` (null above GATEWAY_STATUS_CAP gateways). */
   gateways_connected: number | null;
+  gateways_total: number;
+  /** Counted by the event hubs in a later issue; not known here yet. */
   event_subscribers: number | null;
   /** 429s are counted in Workers Analytics Engine (see the README's operations queries). */
   rate_limited_last_hour: number | null;
 }
 
-export async function opsHealth(db: Database): Promise<OpsHealth> {
+/** Above this many gateways, asking every session for its status is too much for one request. */
+const GATEWAY_STATUS_CAP = 200;
+
+async function gatewaySessions(env: Env, db: Database): Promise<{ total: number; connected: number | null }> {
+  const ids = await gatewayIds(db, null);
+  if (ids.length > GATEWAY_STATUS_CAP) return { total: ids.length, connected: null };
+  const states = await Promise.all(ids.map((id) => sessionStatus(env, id).catch(() => null)));
+  return { total: ids.length, connected: states.filter((s) => s?.connected).length };
+}
+
+export async function opsHealth(env: Env, db: Database): Promise<OpsHealth> {
   const started = Date.now();
   await db.execute(sql`SELECT 1`);
   const latency = Date.now() - started;
@@ -63,6 +78,7 @@ export async function opsHealth(db: Database): Promise<OpsHealth> {
       (SELECT total_bytes::float8 FROM done ORDER BY created_at DESC LIMIT 1) AS last_bytes,
       (SELECT total_bytes::float8 FROM done ORDER BY created_at DESC OFFSET 1 LIMIT 1) AS previous_bytes`);
   const r = rows[0] ?? {};
+  const gateways = await gatewaySessions(env, db);
   const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   const lastBytes = num(r.last_bytes);
   const previousBytes = num(r.previous_bytes);
@@ -93,7 +109,8 @@ export async function opsHealth(db: Database): Promise<OpsHealth> {
       size_change_pct: sizeChange,
     },
     jobs: await lastRuns(db),
-    gateways_connected: null,
+    gateways_connected: gateways.connected,
+    gateways_total: gateways.total,
     event_subscribers: null,
     rate_limited_last_hour: null,
   };
@@ -106,6 +123,8 @@ export async function opsHealth(db: Database): Promise<OpsHealth> {
   if (sizeChange !== null && Math.abs(sizeChange) > 50) warn(`The last backup's size changed by ${sizeChange}%.`);
   if (health.deliveries.dead_lettered_last_day > 0)
     warn(`${health.deliveries.dead_lettered_last_day} webhook deliveries were dead-lettered in the last day.`);
+  if (gateways.connected !== null && gateways.connected < gateways.total)
+    warn(`${gateways.total - gateways.connected} of ${gateways.total} gateway sessions are not connected.`);
   if (health.deliveries.pending > 1_000) warn(`${health.deliveries.pending} webhook deliveries are pending.`);
   for (const job of health.jobs) if (job.status === 'failed') warn(`The last ${job.job} run failed: ${job.error}`);
   health.status = health.problems.some((p) => p.level === 'degraded')

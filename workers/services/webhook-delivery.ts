@@ -14,10 +14,9 @@ import { capText, detectInjection, fenceExternalData, type InjectionFinding } fr
 import { log } from '../lib/log';
 import type { ActivityEvent } from './activity';
 import { jsonb, runChange } from './activity-feed';
-import { mainSessionKey } from './agent-provisioning';
+import { sendToAgent } from './agent-messages';
 import { type AuditContext, systemContext } from './audit';
 import { publishEvents } from './events';
-import { relay } from './gateway-sessions';
 
 export interface DeliveryMessage {
   payload_id: string;
@@ -124,7 +123,12 @@ export async function deliverPayload(
     return 'blocked';
   }
   const message = composeMessage(p, settings.MAX_MESSAGE_CHARS);
-  if (p.gateway_id) await sendToAgent(env, settings, p.gateway_id, p.agent_id, message.text, `mce-webhook-${p.id}`);
+  if (p.gateway_id) {
+    // A gateway that is down makes the queue retry; the payload id keeps a retried send from repeating.
+    await sendToAgent(env, settings, p.gateway_id, p.agent_id, message.text, `mce-webhook-${p.id}`).catch((err) => {
+      throw new DeliveryFailed(`the gateway did not take the message: ${(err as Error).message}`);
+    });
+  }
   const events = await settle(db, ctx, p, 'delivered', {
     agent_id: p.agent_id,
     gateway_id: p.gateway_id,
@@ -134,27 +138,6 @@ export async function deliverPayload(
   });
   await publish(env, p, events);
   return 'delivered';
-}
-
-/** Into the agent's main session on the gateway; a gateway that is down makes the queue retry. */
-async function sendToAgent(
-  env: Env,
-  settings: Settings,
-  gatewayId: string,
-  agentId: string,
-  message: string,
-  idempotencyKey: string,
-): Promise<void> {
-  try {
-    await relay(env, gatewayId, {
-      method: 'chat.send',
-      params: { sessionKey: mainSessionKey(agentId), message, deliver: false, idempotencyKey },
-      timeout_ms: settings.GATEWAY_RPC_TIMEOUT_MS,
-      idempotent: false,
-    });
-  } catch (err) {
-    throw new DeliveryFailed(`the gateway did not take the message: ${(err as Error).message}`);
-  }
 }
 
 function publish(env: Env, p: PendingPayload, events: ActivityEvent[]): Promise<void> {
