@@ -85,11 +85,16 @@ describe('gateways API', () => {
       [`${base}${path('old')}`, FAKE_GATEWAY_TOKEN, 'version_too_old'],
       [`${base}${path('scope')}`, FAKE_GATEWAY_TOKEN, 'scope_missing'],
       [`${base}${path('pairing')}`, FAKE_GATEWAY_TOKEN, 'pairing_required'],
+      // The scripted gateway speaks plain HTTP: a TLS handshake with it fails.
+      [`${base.replace('ws:', 'wss:')}${path('ok')}`, FAKE_GATEWAY_TOKEN, 'tls_failed'],
     ];
     for (const [url, token, reason] of reasons) {
       const res = await check(url, token);
       expect(res.status, reason).toBe(422);
-      expect(res.body.error, reason).toMatchObject({ code: 'gateway_check_failed', details: { reason } });
+      expect(res.body.error, `${reason}: ${res.body.error.message}`).toMatchObject({
+        code: 'gateway_check_failed',
+        details: { reason },
+      });
     }
     // Nothing was stored by any check.
     const list = await send('GET', '/api/v1/gateways?limit=200');
@@ -131,6 +136,13 @@ describe('RPC relay', () => {
     await rpc(gw.id, 'chat.send', { sessionKey: 'agent:x:main', message: 'hi', idempotencyKey: 'k1' });
     const after = await send('GET', '/api/v1/audit-logs?action=gateway.rpc&limit=200');
     expect(after.body.items.some((r: { target_id: string }) => r.target_id === gw.id)).toBe(true);
+
+    await control('fail', gatewayPath, { method: 'status', error: 'hang' });
+    const slow = await send('POST', `/api/v1/gateways/${gw.id}/rpc`, { method: 'status', timeout_ms: 300 });
+    expect(slow.status).toBe(504);
+    expect(slow.body.error.code).toBe('gateway_timeout');
+    // A call that never came back leaves the session up.
+    expect((await rpc(gw.id, 'health')).status).toBe(200);
   });
 
   it('answers 503 gateway_unavailable when the gateway misbehaves mid-call, and drops garbage and oversized frames', async () => {

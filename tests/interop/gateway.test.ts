@@ -140,6 +140,14 @@ describe('a real OpenClaw gateway', () => {
       20_000,
     );
     expect(sessions.body.sessions.some((s: Json) => s.key === `agent:${agentId}:main`)).toBe(true);
+    // The sessions page: the wake is in the history, and an operator can write into the session.
+    const sessionPath = `/api/v1/gateways/${gatewayId}/sessions/${encodeURIComponent(`agent:${agentId}:main`)}`;
+    const history = await api('GET', `${sessionPath}/history?limit=20`);
+    expect(history.status).toBe(200);
+    expect(JSON.stringify(history.body.messages)).toContain('Mission Control: you are provisioned');
+    const sent = await api('POST', `${sessionPath}/messages`, { message: 'Status update, please.' });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(202);
+    expect(sent.body.status).toBe('started');
     // The agent checks in as its instructions say: online.
     const beat = await api('POST', '/api/v1/agent/heartbeat', {}, { 'X-Agent-Token': agent.body.token });
     expect(beat.status).toBe(200);

@@ -11,7 +11,7 @@
  * Control (plain HTTP on the same port), all with `?path=/ok/<name>`:
  *   GET  /control/calls   requests received, in order    POST /control/emit {event, payload}
  *   POST /control/drop    close its sockets (1012)       POST /control/down | /control/up  refuse | accept upgrades
- *   POST /control/fail {method, error}  answer that method with this error from now on
+ *   POST /control/fail {method, error}  answer that method with this error from now on (`"hang"`: never answer)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
@@ -184,6 +184,7 @@ export async function startFakeGateway(): Promise<FakeGateway> {
       if (mode === 'mid-call-close') return ws.close(1011, 'gone mid-call');
       if (mode === 'oversized') return ws.send('x'.repeat(OVERSIZED_BYTES));
       const failure = state.failures.get(frame.method);
+      if (failure === 'hang') return; // Never answers this method.
       if (failure) return refuse(failure);
       reply(answer(frame.method, frame.params));
     });

@@ -99,14 +99,18 @@ export function upgradeUrl(url: string): string {
   return url.replace(/^ws(s?):\/\//i, 'http$1://');
 }
 
-/** Classifies a failed upgrade fetch: TLS problems read differently from refused connections. */
+/**
+ * Classifies a failed upgrade fetch. The runtime reports a failed TLS handshake only as an opaque
+ * "internal error", so on a `wss://` URL that is read as a TLS failure.
+ */
 function unreachable(url: string, err: unknown): GatewayError {
   const reason = err instanceof Error ? err.message : String(err);
   const host = new URL(upgradeUrl(url)).host;
-  if (/tls|ssl|certificate|handshake/i.test(reason)) {
+  const secure = url.toLowerCase().startsWith('wss:');
+  if (/tls|ssl|certificate|handshake/i.test(reason) || (secure && /internal error/i.test(reason))) {
     return new GatewayError(
       'tls_failed',
-      `TLS with ${host} failed (${reason}): the gateway needs a publicly trusted certificate.`,
+      `The TLS handshake with ${host} failed: the gateway must serve TLS there with a publicly trusted certificate for that name (self-signed, expired or mismatched certificates are refused; Workers cannot skip the check).`,
     );
   }
   return new GatewayError('unreachable', `Could not reach the gateway at ${host}: ${reason}.`);
