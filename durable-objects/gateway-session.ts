@@ -151,12 +151,16 @@ export class GatewaySession extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    if (this.#state.run) {
-      if (this.#conn?.isOpen) await this.#ping();
-      else if (!this.#connecting && (this.#state.nextAttemptAt ?? 0) <= Date.now()) await this.#connect();
+    try {
+      if (this.#state.run) {
+        if (this.#conn?.isOpen) await this.#ping();
+        else if (!this.#connecting && (this.#state.nextAttemptAt ?? 0) <= Date.now()) await this.#connect();
+      }
+      await this.#runJobs();
+    } finally {
+      // Whatever happened, the next heartbeat is booked.
+      await this.#schedule();
     }
-    await this.#runJobs();
-    await this.#schedule();
   }
 
   override webSocketMessage(_ws: WebSocket, _message: string | ArrayBuffer): void {
@@ -281,9 +285,14 @@ export class GatewaySession extends DurableObject<Env> {
   }
 
   #connect(): Promise<void> {
-    this.#connecting ??= this.#attempt().finally(() => {
-      this.#connecting = null;
-    });
+    this.#connecting ??= this.#attempt()
+      .catch((err: Error) => {
+        // Settings, database or device key unavailable: a failed attempt like any other, retried with backoff.
+        this.#failed(new GatewayError('internal', `Could not prepare the connection: ${err.message}`), null);
+      })
+      .finally(() => {
+        this.#connecting = null;
+      });
     return this.#connecting;
   }
 
@@ -313,10 +322,8 @@ export class GatewaySession extends DurableObject<Env> {
       checkHello(settings, conn.hello);
     } catch (err) {
       conn?.close(1000, 'rejected');
-      this.#failed(err instanceof GatewayError ? err : new GatewayError('unreachable', (err as Error).message), {
-        deviceId: identity.deviceId,
-        organizationId: plan.organizationId,
-      });
+      const failure = err instanceof GatewayError ? err : new GatewayError('unreachable', (err as Error).message);
+      this.#failed(failure, identity.deviceId);
       return;
     }
     this.#conn = conn;
@@ -353,7 +360,7 @@ export class GatewaySession extends DurableObject<Env> {
     this.ctx.waitUntil(this.#runJobs());
   }
 
-  #failed(err: GatewayError, context: { deviceId: string; organizationId: string }): void {
+  #failed(err: GatewayError, deviceId: string | null): void {
     const now = Date.now();
     const lastError = { kind: err.kind, message: err.message, at: now };
     if (err.kind === 'pairing_required') {
@@ -367,13 +374,13 @@ export class GatewaySession extends DurableObject<Env> {
         attempts: this.#state.attempts + 1,
         nextAttemptAt: now + HEARTBEAT_MS,
         lastError,
-        pairing: { device_id: context.deviceId, request_id: requestId, command },
+        pairing: { device_id: deviceId ?? '', request_id: requestId, command },
       });
       if (fresh) {
         this.#activity({
           type: 'gateway.pairing_required',
           message: `Gateway asks to approve this deployment's device: ${command}`,
-          payload: { device_id: context.deviceId, request_id: requestId },
+          payload: { device_id: deviceId, request_id: requestId },
         });
       }
     } else {

@@ -232,6 +232,25 @@ describe('gateway events', () => {
     ws.close();
   });
 
+  it("closes a revoked API key's gateway event socket (4401)", async () => {
+    const { body: gw } = await createGateway();
+    const key = await send('POST', '/api/v1/api-keys', { name: 'gw wall screen', scopes: ['read'] });
+    const ticket = await send('POST', '/api/v1/events/ticket', {}, { Authorization: `Bearer ${key.body.secret}` });
+    const res = await api(`/api/v1/gateways/${gw.id}/events?ticket=${ticket.body.ticket}`, {
+      headers: { Upgrade: 'websocket' },
+    });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket as WebSocket;
+    const closed = new Promise<number>((resolve) => {
+      ws.addEventListener('close', (e) => {
+        resolve(e.code);
+      });
+    });
+    ws.accept();
+    expect((await send('POST', `/api/v1/api-keys/${key.body.id}/revoke`)).status).toBe(200);
+    expect(await closed).toBe(4401);
+  });
+
   it('needs an organization-wide ticket', async () => {
     const { body: gw } = await createGateway();
     const board = await send('POST', '/api/v1/boards', { name: 'gw events board' });

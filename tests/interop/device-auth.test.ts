@@ -7,14 +7,9 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqlClient } from '../../cli/lib/database.ts';
-import { migrate } from '../../cli/lib/migrations.ts';
-import { type SqlEndpoint, startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
-import { createTestDatabase, type TestDatabase, testToken } from '../support/databases.ts';
-import { type LocalWorker, startLocalWorker } from '../support/local-worker.ts';
+import { startWorkerStack, until, type WorkerStack } from '../support/worker-stack.ts';
 import { type OpenclawGateway, startOpenclaw } from './openclaw.ts';
 
-const TOKEN = randomBytes(48).toString('base64url');
 const GATEWAY_TOKEN = `gw-${randomBytes(24).toString('hex')}`;
 const NS = `mce-it-${randomBytes(3).toString('hex')}`;
 const HOST_IF = `${NS.slice(-6)}h`;
@@ -36,32 +31,9 @@ function canMakeNamespaces(): boolean {
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
 
-let database: TestDatabase;
-let endpoint: SqlEndpoint;
-let worker: LocalWorker;
+let stack: WorkerStack;
 let gateway: OpenclawGateway;
-
-// biome-ignore lint/suspicious/noExplicitAny: API bodies are read loosely and asserted on.
-type Json = Record<string, any>;
-
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${worker.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : null) as Json };
-}
-
-async function until<T>(what: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await what();
-    if (ok(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const api: WorkerStack['api'] = (...args) => stack.api(...args);
 
 // Skipped only where the machine cannot make a network namespace (not root, or no iproute2).
 describe.skipIf(!canMakeNamespaces())('device auth with a remote gateway', () => {
@@ -81,28 +53,12 @@ describe.skipIf(!canMakeNamespaces())('device auth with a remote gateway', () =>
       host: GATEWAY_IP,
       prefix: ['ip', 'netns', 'exec', NS],
     });
-    database = await createTestDatabase();
-    const sqlToken = testToken();
-    endpoint = await startSqlEndpoint({ backend: database.backend, token: sqlToken });
-    await migrate(sqlClient({ url: 'postgresql://test@localhost/test', endpoint: endpoint.url, token: sqlToken }));
-    worker = await startLocalWorker({
-      bindings: {
-        ENVIRONMENT: 'development',
-        AUTH_MODE: 'local',
-        DATABASE_URL: 'postgresql://test@localhost/test',
-        DATABASE_HTTP_ENDPOINT: endpoint.url,
-        DATABASE_HTTP_TOKEN: sqlToken,
-        LOCAL_AUTH_TOKEN: TOKEN,
-        ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      },
-    });
+    stack = await startWorkerStack({ ENVIRONMENT: 'development' });
   }, 240_000);
 
   afterAll(async () => {
-    await worker?.close();
+    await stack?.close();
     await gateway?.close();
-    await endpoint?.close();
-    await database?.drop();
     try {
       ip('link', 'del', HOST_IF);
     } catch {

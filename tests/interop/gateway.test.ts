@@ -7,16 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqlClient } from '../../cli/lib/database.ts';
-import { migrate } from '../../cli/lib/migrations.ts';
-import { type SqlEndpoint, startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
-import { createTestDatabase, type TestDatabase, testToken } from '../support/databases.ts';
-import { type LocalWorker, startLocalWorker } from '../support/local-worker.ts';
 import { unusedPort } from '../support/redis.ts';
+import { type Json, startWorkerStack, until, type WorkerStack } from '../support/worker-stack.ts';
 import { connectDirect } from './direct-client.ts';
 import { type OpenclawGateway, startOpenclaw } from './openclaw.ts';
 
-const TOKEN = randomBytes(48).toString('base64url');
 const GATEWAY_TOKEN = `gw-${randomBytes(24).toString('hex')}`;
 const OPENCLAW_VERSION = (
   JSON.parse(readFileSync(join(import.meta.dirname, 'node_modules', 'openclaw', 'package.json'), 'utf8')) as {
@@ -24,66 +19,27 @@ const OPENCLAW_VERSION = (
   }
 ).version;
 
-let database: TestDatabase;
-let endpoint: SqlEndpoint;
-let worker: LocalWorker;
+let stack: WorkerStack;
 let gateway: OpenclawGateway;
 let gatewayId = '';
 /** Every response body the tests saw: none may carry the gateway token. */
 const seen: string[] = [];
-
-// biome-ignore lint/suspicious/noExplicitAny: API bodies are read loosely and asserted on.
-type Json = Record<string, any>;
-
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${worker.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  seen.push(text);
-  return { status: res.status, body: (text ? JSON.parse(text) : null) as Json };
-}
-
-async function until<T>(what: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await what();
-    if (ok(value) || Date.now() > deadline) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const api: WorkerStack['api'] = (...args) => stack.api(...args);
 
 const status = async () => (await api('GET', `/api/v1/gateways/${gatewayId}/status`)).body;
 const rpc = (method: string, params: Json = {}) => api('POST', `/api/v1/gateways/${gatewayId}/rpc`, { method, params });
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  const sqlToken = testToken();
-  endpoint = await startSqlEndpoint({ backend: database.backend, token: sqlToken });
-  await migrate(sqlClient({ url: 'postgresql://test@localhost/test', endpoint: endpoint.url, token: sqlToken }));
   gateway = await startOpenclaw({ port: await unusedPort(), token: GATEWAY_TOKEN });
-  worker = await startLocalWorker({
-    bindings: {
-      ENVIRONMENT: 'development',
-      AUTH_MODE: 'local',
-      DATABASE_URL: 'postgresql://test@localhost/test',
-      DATABASE_HTTP_ENDPOINT: endpoint.url,
-      DATABASE_HTTP_TOKEN: sqlToken,
-      LOCAL_AUTH_TOKEN: TOKEN,
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      AGENT_CHECKIN_TIMEOUT_SECONDS: '2',
-      AGENT_PROVISION_RETRY_MS: '500',
-    },
-  });
+  stack = await startWorkerStack(
+    { ENVIRONMENT: 'development', AGENT_CHECKIN_TIMEOUT_SECONDS: '2', AGENT_PROVISION_RETRY_MS: '500' },
+    (text) => seen.push(text),
+  );
 }, 180_000);
 
 afterAll(async () => {
-  await worker?.close();
+  await stack?.close();
   await gateway?.close();
-  await endpoint?.close();
-  await database?.drop();
 });
 
 describe('a real OpenClaw gateway', () => {
@@ -131,7 +87,7 @@ describe('a real OpenClaw gateway', () => {
     );
     expect(files.body.payload.files.find((f: Json) => f.name === 'AGENTS.md').missing).toBe(false);
     const file = await rpc('agents.files.get', { agentId, name: 'AGENTS.md' });
-    expect(file.body.payload.file.content).toContain(`${worker.url}/api/v1/agent`);
+    expect(file.body.payload.file.content).toContain(`${stack.worker.url}/api/v1/agent`);
     expect(file.body.payload.file.content).toContain('/heartbeat');
     // The wake went into the agent's main session.
     const sessions = await until(
@@ -177,7 +133,7 @@ describe('a real OpenClaw gateway', () => {
 
   it('streams gateway events and lets an operator settle an exec approval', async () => {
     const ticket = await api('POST', '/api/v1/events/ticket', {});
-    const url = `${worker.url.replace('http', 'ws')}/api/v1/gateways/${gatewayId}/events?ticket=${ticket.body.ticket}`;
+    const url = `${stack.worker.url.replace('http', 'ws')}/api/v1/gateways/${gatewayId}/events?ticket=${ticket.body.ticket}`;
     const ws = new WebSocket(url);
     const messages: Json[] = [];
     ws.onmessage = (m) => {
@@ -247,7 +203,7 @@ describe('a real OpenClaw gateway', () => {
   it('never shows the gateway token in a response or a log line', () => {
     expect(seen.length).toBeGreaterThan(10);
     for (const body of seen) expect(body).not.toContain(GATEWAY_TOKEN);
-    const logs = worker.logs();
+    const logs = stack.worker.logs();
     expect(logs.length).toBeGreaterThan(10);
     for (const line of logs) expect(line).not.toContain(GATEWAY_TOKEN);
   });

@@ -13,33 +13,28 @@
  * PGlite and the targets PGlite data directories (`--database-url pglite:<dir>`). The drill runs
  * in full either way.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sqlClient } from '../../cli/lib/database.ts';
-import { migrate, readMigrations } from '../../cli/lib/migrations.ts';
+import { readMigrations } from '../../cli/lib/migrations.ts';
 import { pgliteBackend, type SqlBackend } from '../../cli/sql-endpoint/backends.ts';
-import { type SqlEndpoint, startSqlEndpoint } from '../../cli/sql-endpoint/server.ts';
-import { createTestDatabase, type TestDatabase, testPostgresUrl, testToken } from '../support/databases.ts';
-import { type LocalWorker, startLocalWorker } from '../support/local-worker.ts';
+import { createTestDatabase, testPostgresUrl } from '../support/databases.ts';
 import { type Run, runMce } from '../support/mce.ts';
+import { type Json, startWorkerStack, type WorkerStack } from '../support/worker-stack.ts';
 
-const TOKEN = randomBytes(48).toString('base64url');
 const TAGS = readMigrations().map((m) => m.tag);
 const NEWEST = TAGS.at(-1);
 const onPostgres = testPostgresUrl() !== undefined;
 
 let dir: string;
-let source: TestDatabase;
-let endpoint: SqlEndpoint;
-let worker: LocalWorker;
+let stack: WorkerStack;
 
 function mce(args: string[]): Promise<Run> {
   const { MCE_TOKEN: _t, MCE_URL: _u, MCE_DEV_VARS: _d, PORT: _p, ...inherited } = process.env;
-  return runMce(args, { ...inherited, MCE_DEV_VARS: join(dir, 'none.dev.vars'), MCE_TOKEN: TOKEN });
+  return runMce(args, { ...inherited, MCE_DEV_VARS: join(dir, 'none.dev.vars'), MCE_TOKEN: stack.token });
 }
 
 /** A target database: `--database-url` for the CLI, and a way to read it once the CLI is done. */
@@ -91,22 +86,9 @@ async function newTarget(name: string): Promise<Target> {
   return target;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: API bodies are read loosely and asserted on.
-type Json = Record<string, any>;
-
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${worker.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : null) as Json };
-}
-
 /** A request that must succeed; its body. */
 async function ok(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Json> {
-  const res = await api(method, path, body, headers);
+  const res = await stack.api(method, path, body, headers);
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
 }
@@ -202,7 +184,7 @@ async function seed(): Promise<void> {
     ['application/octet-stream', Uint8Array.from([0xff, 0xfe, 0x00, 0x41, 0xc3])],
   ];
   for (const [i, [type, body]] of bodies.entries()) {
-    const res = await fetch(`${worker.url}/api/v1/boards/${ops.id}/webhooks/${hook.id}`, {
+    const res = await fetch(`${stack.worker.url}/api/v1/boards/${ops.id}/webhooks/${hook.id}`, {
       method: 'POST',
       headers: {
         'content-type': type,
@@ -327,32 +309,17 @@ const totalRows = (d: Dump) => [...d.values()].reduce((n, rows) => n + rows.leng
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mce-restore-drill-'));
-  source = await createTestDatabase();
-  const sqlToken = testToken();
-  endpoint = await startSqlEndpoint({ backend: source.backend, token: sqlToken });
-  await migrate(sqlClient({ url: 'postgresql://test@localhost/test', endpoint: endpoint.url, token: sqlToken }));
-  worker = await startLocalWorker({
-    bindings: {
-      ENVIRONMENT: 'test',
-      AUTH_MODE: 'local',
-      DATABASE_URL: 'postgresql://test@localhost/test',
-      DATABASE_HTTP_ENDPOINT: endpoint.url,
-      DATABASE_HTTP_TOKEN: sqlToken,
-      LOCAL_AUTH_TOKEN: TOKEN,
-      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-      // Small objects and slices: tables span several objects, the export several POSTs.
-      BACKUP_CHUNK_ROWS: '10',
-      BACKUP_CHUNK_BYTES: '2048',
-      BACKUP_SLICE_MS: '1000',
-    },
+  stack = await startWorkerStack({
+    // Small objects and slices: tables span several objects, the export several POSTs.
+    BACKUP_CHUNK_ROWS: '10',
+    BACKUP_CHUNK_BYTES: '2048',
+    BACKUP_SLICE_MS: '1000',
   });
   await seed();
 }, 120_000);
 
 afterAll(async () => {
-  await worker?.close();
-  await endpoint?.close();
-  await source?.drop();
+  await stack?.close();
   for (const target of targets) await target.drop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 60_000);
@@ -367,8 +334,8 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
   let scratch: Target;
 
   it('mce backup runs the export to completion through the Worker and it verifies', async () => {
-    tables = await backedUpTables(source.backend);
-    before = await dump(source.backend, tables);
+    tables = await backedUpTables(stack.database.backend);
+    before = await dump(stack.database.backend, tables);
     // Every column type the schema uses is exercised by data, not only by empty tables.
     for (const table of [
       'tasks',
@@ -384,18 +351,26 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
       expect(before.get(table)?.length, table).toBeGreaterThan(0);
     }
 
-    const run = await mce(['backup', '--json', '--url', worker.url]);
+    const run = await mce(['backup', '--json', '--url', stack.worker.url]);
     expect(run.code, run.stderr + run.stdout).toBe(0);
     const backup = JSON.parse(run.stdout) as Json;
     expect(backup).toMatchObject({ status: 'complete', verification: 'passed', schema_version: NEWEST });
     expect(backup.objects).toBeGreaterThan(tables.size / 2);
     backupId = backup.id;
-    expect(run.stdout + run.stderr).not.toContain(TOKEN);
+    expect(run.stdout + run.stderr).not.toContain(stack.token);
   });
 
   it('mce restore <id> --url rebuilds every backed-up table row for row in an empty database', async () => {
     restored = await newTarget('restored');
-    const run = await mce(['restore', backupId, '--url', worker.url, '--database-url', restored.databaseUrl, '--json']);
+    const run = await mce([
+      'restore',
+      backupId,
+      '--url',
+      stack.worker.url,
+      '--database-url',
+      restored.databaseUrl,
+      '--json',
+    ]);
     expect(run.code, run.stderr + run.stdout).toBe(0);
     const summary = JSON.parse(run.stdout) as Json;
     expect(summary.backup_id).toBe(backupId);
@@ -403,7 +378,7 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
     expect(summary.migrations_before).toEqual(TAGS);
     expect(summary.tables.map((t: Json) => t.name).sort()).toEqual([...tables.keys()].sort());
 
-    const now = await dump(source.backend, tables);
+    const now = await dump(stack.database.backend, tables);
     await restored.read(async (db) => {
       const target = await dump(db, tables);
       expectRestored(before, now, target);
@@ -425,16 +400,25 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
   });
 
   it('refuses to restore into a database that holds data, and changes nothing there', async () => {
-    const run = await mce(['restore', backupId, '--url', worker.url, '--database-url', restored.databaseUrl]);
+    const run = await mce(['restore', backupId, '--url', stack.worker.url, '--database-url', restored.databaseUrl]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/already holds data \(.*tasks.*\): restore only into an empty database/);
-    const now = await dump(source.backend, tables);
+    const now = await dump(stack.database.backend, tables);
     await restored.read(async (db) => expectRestored(before, now, await dump(db, tables)));
   });
 
   it('a downloaded folder restores the same; a corrupted one fails verification and loads nothing', async () => {
     folder = join(dir, 'download');
-    const download = await mce(['backup', '--download', backupId, '--out', folder, '--url', worker.url, '--json']);
+    const download = await mce([
+      'backup',
+      '--download',
+      backupId,
+      '--out',
+      folder,
+      '--url',
+      stack.worker.url,
+      '--json',
+    ]);
     expect(download.code, download.stderr + download.stdout).toBe(0);
     const manifest = JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as Json;
     expect(manifest).toMatchObject({ format: 'mce-backup/1', id: backupId, schema_version: NEWEST });
@@ -445,7 +429,7 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
     expect(order.indexOf('tasks')).toBeLessThan(order.indexOf('task_dependencies'));
     expect(readdirSync(folder).sort()).toEqual(['manifest.json', ...manifest.objects.map((o: Json) => o.name)].sort());
 
-    const verify = await mce(['backup', '--verify', backupId, '--url', worker.url]);
+    const verify = await mce(['backup', '--verify', backupId, '--url', stack.worker.url]);
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toMatch(/Verification passed/);
 
@@ -453,7 +437,7 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
     const run = await mce(['restore', folder, '--database-url', fromFolder.databaseUrl]);
     expect(run.code, run.stderr + run.stdout).toBe(0);
     expect(run.stdout).toMatch(new RegExp(`Restored backup ${backupId} into`));
-    const now = await dump(source.backend, tables);
+    const now = await dump(stack.database.backend, tables);
     await fromFolder.read(async (db) => expectRestored(before, now, await dump(db, tables)));
 
     // Flip one byte in the middle of the largest object.
@@ -520,7 +504,7 @@ describe(`restore drill (${onPostgres ? 'PostgreSQL' : 'PGlite'})`, { timeout: 1
     const summary = JSON.parse(run.stdout) as Json;
     expect(summary.migrations_before).toEqual(['0000_foundation', '0001_identity', '0002_domain', '0003_edge']);
     expect(summary.migrations_after).toEqual(TAGS.slice(4));
-    const now = await dump(source.backend, tables);
+    const now = await dump(stack.database.backend, tables);
     await target.read(async (db) => {
       const restoredRows = await dump(db, tables);
       for (const table of later) {

@@ -45,7 +45,8 @@ export type GatewayFailure =
   | 'protocol_error'
   | 'closed'
   | 'timeout'
-  | 'rpc_error';
+  | 'rpc_error'
+  | 'internal';
 
 export class GatewayError extends Error {
   constructor(

@@ -3,7 +3,7 @@ import { authorize } from '../auth/policy';
 import { API_KEY_SCOPES } from '../auth/principal';
 import { validationHook } from '../middleware/errors';
 import { type ApiKey, createApiKey, getApiKey, listApiKeys, revokeApiKey } from '../services/api-keys';
-import { closeEventSockets } from '../services/events';
+import { closeLiveSockets } from '../services/events';
 import type { AppEnv } from '../types';
 import { authErrors, errorContent, IdParam, jsonBody, jsonResponse, listOf, Pagination, timestamp } from './schemas';
 
@@ -114,7 +114,7 @@ export const apiKeyRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHoo
       const key = await revokeApiKey(c.var.db, c.var.audit, organizationId, c.req.valid('param').id);
       c.set('audited', true);
       // Its live-event sockets close too (never fails the revocation).
-      await closeEventSockets(c.env, organizationId, { principalIds: [key.id] });
+      await closeLiveSockets(c.env, c.var.db, organizationId, { principalIds: [key.id] });
       return c.json(toRead(key), 200);
     },
   );

@@ -4,7 +4,9 @@ import { authorize, requireUser } from '../auth/policy';
 import { type Membership, ROLES, type UserPrincipal } from '../auth/principal';
 import { validationHook } from '../middleware/errors';
 import { auditInsert } from '../services/audit';
-import { closeEventSockets } from '../services/events';
+import { closeEventSockets, closeLiveSockets } from '../services/events';
+import { forgetSession } from '../services/gateway-sessions';
+import { gatewayIds } from '../services/gateways';
 import {
   acceptInvite,
   acceptPath,
@@ -270,9 +272,16 @@ export const organizationRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
     }),
     async (c) => {
       const { organizationId } = operatorIn(c, 'owner');
+      // Read before the cascade removes them: their sessions disconnect and close their subscribers.
+      const gateways = await gatewayIds(c.var.db, organizationId);
       await deleteOrganization(c.var.db, c.var.audit, organizationId, c.req.valid('json').confirm);
       c.set('audited', true);
-      c.executionCtx.waitUntil(closeEventSockets(c.env, organizationId, { all: true }));
+      c.executionCtx.waitUntil(
+        Promise.all([
+          closeEventSockets(c.env, organizationId, { all: true }),
+          ...gateways.map((id) => forgetSession(c.env, id).catch(() => {})),
+        ]),
+      );
       return c.body(null, 204);
     },
   )
@@ -344,7 +353,7 @@ export const organizationRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
       });
       c.set('audited', true);
       // Access may have narrowed: the member reconnects with a ticket checked against the new access.
-      await closeEventSockets(c.env, membership.organizationId, { principalIds: [member.userId] });
+      await closeLiveSockets(c.env, c.var.db, membership.organizationId, { principalIds: [member.userId] });
       return c.json(toMemberRead(member), 200);
     },
   )
@@ -372,7 +381,7 @@ export const organizationRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
       );
       c.set('audited', true);
       // A removed member's open event sockets must not keep streaming the organization's events.
-      await closeEventSockets(c.env, membership.organizationId, { principalIds: [removed.userId] });
+      await closeLiveSockets(c.env, c.var.db, membership.organizationId, { principalIds: [removed.userId] });
       return c.body(null, 204);
     },
   )

@@ -11,8 +11,8 @@ import { AppError } from '../lib/errors';
 import { log } from '../lib/log';
 import { type Agent, revokeAgentToken } from './agents';
 import { type AuditContext, auditRowsFrom, mutateWithAudit } from './audit';
-import { closeEventSockets } from './events';
-import { closeGatewaySubscribers, refreshSessions } from './gateway-sessions';
+import { closeLiveSockets } from './events';
+import { refreshSessions } from './gateway-sessions';
 import { gatewayIds } from './gateways';
 
 export type Organization = typeof organizations.$inferSelect;
@@ -131,10 +131,6 @@ export async function onOrganizationLockChanged(
     organization_id: event.organizationId,
     request_id: event.requestId,
   });
-  const gateways = await gatewayIds(db, event.organizationId);
-  if (event.locked) {
-    await closeEventSockets(env, event.organizationId, { all: true });
-    await closeGatewaySubscribers(env, gateways, { all: true });
-  }
-  await refreshSessions(env, gateways);
+  if (event.locked) await closeLiveSockets(env, db, event.organizationId, { all: true });
+  await refreshSessions(env, await gatewayIds(db, event.organizationId));
 }

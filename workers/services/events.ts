@@ -5,6 +5,8 @@ import type { Database } from '../db/client';
 import { log } from '../lib/log';
 import type { ActivityEvent } from './activity';
 import type { EventTicketGrant } from './event-tickets';
+import { closeGatewaySubscribers } from './gateway-sessions';
+import { gatewayIds } from './gateways';
 
 /** The hub has no public address; the host only makes the URL well-formed. */
 const HUB_ORIGIN = 'https://event-hub.internal';
@@ -59,6 +61,28 @@ export async function closeEventSockets(env: Env, organizationId: string, select
 }
 
 /**
+ * Closes live sockets of both kinds in one organization: its event hub's and its gateways' event
+ * streams (revoked principals 4401, or all on lock 4423). Never throws.
+ */
+export async function closeLiveSockets(
+  env: Env,
+  db: Database,
+  organizationId: string,
+  selector: SocketSelector,
+): Promise<void> {
+  await closeEventSockets(env, organizationId, selector);
+  const gateways = await gatewayIds(db, organizationId).catch((err: Error) => {
+    log('error', 'events.close_failed', { organization_id: organizationId, error: err.message });
+    return [];
+  });
+  await closeGatewaySubscribers(
+    env,
+    gateways,
+    'all' in selector ? { all: true } : { principal_ids: selector.principalIds },
+  );
+}
+
+/**
  * After a user's revoke-all: closes their sockets in every organization they belong to, and those
  * of the API keys the same statement revoked (revoked at the user's `credentials_revoked_at`).
  */
@@ -75,7 +99,7 @@ export async function closeEventSocketsOfRevokedUser(env: Env, db: Database, use
     }
     await Promise.all(
       [...byOrganization].map(([organizationId, principalIds]) =>
-        closeEventSockets(env, organizationId, { principalIds }),
+        closeLiveSockets(env, db, organizationId, { principalIds }),
       ),
     );
   } catch (err) {
