@@ -259,7 +259,7 @@ export class GatewayConnection {
         if (stage === 'done') return;
         stage = 'done';
         clearTimeout(timer);
-        this.#shutdown(code, err.message.slice(0, 100), true);
+        this.#shutdown(code, err.message.slice(0, 60), true);
         reject(err);
       };
       const timer = setTimeout(
