@@ -1,8 +1,6 @@
 /** Edge CPU per request: the app's /healthz against a trivial Worker measured in the same run. */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type Measurement, measure, summarize } from './lib/load.ts';
-import { ROOT, type RunningWorker, startWorker } from './lib/workerd.ts';
+import { baselineWorker, type RunningWorker, startWorker } from './lib/workerd.ts';
 import type { BenchConfig } from './run.ts';
 
 export async function benchEdgeCpu(
@@ -10,12 +8,7 @@ export async function benchEdgeCpu(
   bundle: string,
   settings: Record<string, string>,
 ): Promise<string> {
-  const baselinePath = join(ROOT, 'dist', 'worker', 'baseline.js');
-  writeFileSync(
-    baselinePath,
-    `export default { fetch() { return new Response('{"ok":true}', { headers: { 'content-type': 'application/json' } }); } };\n`,
-  );
-  const baseline = await startWorker(baselinePath);
+  const baseline = await startWorker(baselineWorker());
   const app = await startWorker(bundle, settings);
   const cases: [string, RunningWorker, string][] = [
     ['baseline: trivial Worker', baseline, '/'],

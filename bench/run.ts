@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark, results written to docs/PERFORMANCE.md.
  * BENCH_SECONDS (default 10) per measurement, BENCH_RUNS (default 3) repetitions,
- * BENCH_CONNECTIONS (default 32), BENCH_ONLY (comma list: edge-cpu, agent-auth, events, backup-export, gateway-relay),
+ * BENCH_CONNECTIONS (default 32), BENCH_ONLY (comma list: edge-cpu, agent-auth, events, backup-export, gateway-relay, bundle),
  * BENCH_DATABASE_URL (run database benchmarks on this PostgreSQL instead of PGlite).
  */
 import { randomBytes } from 'node:crypto';
@@ -10,6 +10,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { benchAgentAuth } from './agent-auth.ts';
 import { benchBackupExport } from './backup-export.ts';
+import { benchBundle } from './bundle.ts';
 import { benchEdgeCpu } from './edge-cpu.ts';
 import { benchEvents } from './events.ts';
 import { benchGatewayRelay } from './gateway-relay.ts';
@@ -43,6 +44,7 @@ const benchmarks = {
   events: benchEvents,
   'backup-export': benchBackupExport,
   'gateway-relay': benchGatewayRelay,
+  bundle: benchBundle,
 };
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 

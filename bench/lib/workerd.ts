@@ -19,6 +19,16 @@ export function bundleWorker(): string {
   return join(WORKER_DIR, 'index.js');
 }
 
+/** A trivial Worker (one fixed JSON answer), the baseline measured beside the app; returns its path. */
+export function baselineWorker(): string {
+  const path = join(WORKER_DIR, 'baseline.js');
+  writeFileSync(
+    path,
+    `export default { fetch() { return new Response('{"ok":true}', { headers: { 'content-type': 'application/json' } }); } };\n`,
+  );
+  return path;
+}
+
 /** CPU seconds (user + system) the process has used so far. */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
