@@ -13,6 +13,8 @@ export interface LoadOptions {
   seconds: number;
   connections: number;
   headers?: Record<string, string>;
+  method?: 'GET' | 'POST';
+  body?: string | Buffer;
 }
 
 /** Drives `path` for `seconds`; fails on any non-2xx so a broken case never reports a speed. */
@@ -24,6 +26,8 @@ export async function measure(worker: RunningWorker, path: string, options: Load
     connections: options.connections,
     duration: options.seconds,
     headers: options.headers,
+    method: options.method ?? 'GET',
+    body: options.body,
   });
   const cpu = cpuSeconds(worker.pid) - cpuBefore;
   const ok = result['2xx'];

@@ -53,6 +53,8 @@ export interface RunningWorker {
 export interface WorkerOptions {
   /** Durable Object namespaces the module exports, binding name → class name (SQLite storage on disk). */
   durableObjects?: Record<string, string>;
+  /** Queue producer bindings; their messages go to a sink that accepts and drops them. */
+  queues?: string[];
 }
 
 /** Starts workerd serving one ES-module Worker with text bindings (and Durable Objects, if asked). */
@@ -74,7 +76,12 @@ export async function startWorker(
     ...objects.map(
       ([name, className]) => `(name = ${JSON.stringify(name)}, durableObjectNamespace = ${JSON.stringify(className)})`,
     ),
+    ...(options.queues ?? []).map((name) => `(name = ${JSON.stringify(name)}, queue = "queue-sink")`),
   ].join(', ');
+  writeFileSync(
+    join(dir, 'sink.js'),
+    'export default { async fetch(request) { await request.arrayBuffer(); return Response.json({ metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } }); } };\n',
+  );
   const objectConfig = objects.length
     ? `durableObjectNamespaces = [${objects
         .map(
@@ -93,6 +100,7 @@ const config :Workerd.Config = (
     # The Worker may reach the local SQL endpoint on loopback, as wrangler dev allows.
     (name = "loopback", network = (allow = ["public", "private", "local"])),
     (name = "do-disk", disk = (path = ${JSON.stringify(join(dir, 'do'))}, writable = true)),
+    (name = "queue-sink", worker = (modules = [(name = "sink.js", esModule = embed "sink.js")], compatibilityDate = "${COMPATIBILITY_DATE}")),
   ],
   sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
 );
