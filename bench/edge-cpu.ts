@@ -43,6 +43,7 @@ export async function benchEdgeCpu(
   );
   const operator = { Authorization: `Bearer ${settings.LOCAL_AUTH_TOKEN}`, 'Content-Type': 'application/json' };
   const results = new Map<string, Measurement[]>();
+  const roundTrips = new Map<string, number>();
   try {
     const post = async (path: string, body: unknown) => {
       const res = await fetch(`${app.url}${path}`, { method: 'POST', headers: operator, body: JSON.stringify(body) });
@@ -124,17 +125,18 @@ export async function benchEdgeCpu(
   const health = summarize(results.get('GET /healthz') ?? []);
   const rows = names.map((name) => {
     const m = summarize(results.get(name) ?? []);
-    return `| ${name} | ${m.rps.toFixed(0)} | ${m.cpuMsPerRequest.toFixed(3)} | ${(m.cpuMsPerRequest / base.cpuMsPerRequest).toFixed(2)}× | ${(m.cpuMsPerRequest / health.cpuMsPerRequest).toFixed(2)}× | ${m.p50} | ${m.p99} |`;
+    return `| ${name} | ${m.rps.toFixed(0)} | ${m.cpuMsPerRequest.toFixed(3)} | ${(m.cpuMsPerRequest / base.cpuMsPerRequest).toFixed(2)}× | ${(m.cpuMsPerRequest / health.cpuMsPerRequest).toFixed(2)}× | ${(roundTrips.get(name) ?? 0).toFixed(1)} | ${m.p50} | ${m.p99} |`;
   });
   return `## Edge CPU per request (workerd)
 
 CPU ms/request is workerd's user+system CPU time over the run divided by the requests it answered (the Worker,
 its Durable Objects and workerd's HTTP handling; the database endpoint runs in the benchmark's Node process and is
 not counted). Ratios compare with a trivial Worker and with \`/healthz\`, measured in the same run. Goals: every hot
-path within the free plan's 10 ms CPU per request, small-payload paths under 2 ms.
+path within the free plan's 10 ms CPU per request, small-payload paths under 2 ms, at most two database round trips
+(counted at the SQL endpoint over ten sequential requests).
 
-| case | requests/s | CPU ms/request | vs trivial Worker | vs /healthz | p50 ms | p99 ms |
-|---|---|---|---|---|---|---|
+| case | requests/s | CPU ms/request | vs trivial Worker | vs /healthz | DB round trips/request | p50 ms | p99 ms |
+|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 `;
 }

@@ -11,6 +11,8 @@ export interface BenchDatabase {
   bindings: { DATABASE_HTTP_ENDPOINT: string; DATABASE_HTTP_TOKEN: string };
   /** `PostgreSQL (BENCH_DATABASE_URL)` or `PGlite (in memory)`, for the report. */
   label: string;
+  /** Driver round trips the endpoint has answered so far (the benchmark's own included). */
+  roundTrips(): number;
   close(): Promise<void>;
 }
 
@@ -27,6 +29,7 @@ export async function startBenchDatabase(): Promise<BenchDatabase> {
     sql,
     bindings: { DATABASE_HTTP_ENDPOINT: endpoint.url, DATABASE_HTTP_TOKEN: token },
     label: postgresUrl ? 'PostgreSQL (BENCH_DATABASE_URL)' : 'PGlite (in memory)',
+    roundTrips: () => endpoint.requests(),
     close: async () => {
       await endpoint.close();
       await backend.close();

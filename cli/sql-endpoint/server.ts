@@ -25,6 +25,8 @@ export interface SqlEndpoint {
   /** The URL to give the driver as its fetch endpoint, ending in /sql. */
   url: string;
   port: number;
+  /** Requests answered so far (one per driver round trip: a query or a batch). */
+  requests(): number;
   close(): Promise<void>;
 }
 
@@ -75,7 +77,9 @@ export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<Sql
   if (options.token.length < 32) throw new Error('the SQL endpoint token must be at least 32 characters');
   const token = tokenDigest(options.token);
 
+  let requests = 0;
   const server = createServer((req, res) => {
+    requests += 1;
     handle(req, options.backend, token).then(
       (body) => sendJson(res, 200, body),
       (err: unknown) => {
@@ -98,6 +102,7 @@ export async function startSqlEndpoint(options: SqlEndpointOptions): Promise<Sql
   return {
     url: `http://${urlHost}:${port}/sql`,
     port,
+    requests: () => requests,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

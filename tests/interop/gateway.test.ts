@@ -98,7 +98,12 @@ describe('a real OpenClaw gateway', () => {
     expect(sessions.body.sessions.some((s: Json) => s.key === `agent:${agentId}:main`)).toBe(true);
     // The sessions page: the wake is in the history, and an operator can write into the session.
     const sessionPath = `/api/v1/gateways/${gatewayId}/sessions/${encodeURIComponent(`agent:${agentId}:main`)}`;
-    const history = await api('GET', `${sessionPath}/history?limit=20`);
+    // The gateway writes the transcript as the (model-less, so failing) run settles.
+    const history = await until(
+      () => api('GET', `${sessionPath}/history?limit=20`),
+      (r) => JSON.stringify(r.body?.messages ?? []).includes('Mission Control: you are provisioned'),
+      30_000,
+    );
     expect(history.status).toBe(200);
     expect(JSON.stringify(history.body.messages)).toContain('Mission Control: you are provisioned');
     const sent = await api('POST', `${sessionPath}/messages`, { message: 'Status update, please.' });
