@@ -101,6 +101,18 @@ export async function benchEdgeCpu(
       c.name.includes('1 MiB') ? Math.min(4, config.connections) : config.connections;
     for (const c of cases)
       await measure(c.worker, c.path, { ...c.options, seconds: 2, connections: connectionsFor(c) });
+    // Database round trips per request: a few requests one at a time, the endpoint's count before and after
+    // (after a pause, so writes still settling from the warm-up are not counted).
+    await new Promise((r) => setTimeout(r, 2_000));
+    for (const c of cases) {
+      const before = database.roundTrips();
+      for (let i = 0; i < 10; i++) {
+        const res = await fetch(`${c.worker.url}${c.path}`, c.options);
+        if (res.status >= 300) throw new Error(`${c.name}: ${res.status} ${await res.text()}`);
+        await res.arrayBuffer();
+      }
+      roundTrips.set(c.name, (database.roundTrips() - before) / 10);
+    }
     for (let run = 1; run <= config.runs; run++) {
       // Interleave the cases so drift on a noisy machine hits them alike.
       for (const c of cases) {
