@@ -34,6 +34,14 @@ describe('gateways API', () => {
       expect(res.status).toBe(200);
       expect(JSON.stringify(res.body)).not.toContain(FAKE_GATEWAY_TOKEN);
     }
+    // A rename keeps the connection; a new token (checked first) makes a new one.
+    const renamed = await send('PATCH', `/api/v1/gateways/${created.body.id}`, { name: `renamed ${created.body.id}` });
+    expect(renamed.body.session.connection_id).toBe(st.connection_id);
+    const bad = await send('PATCH', `/api/v1/gateways/${created.body.id}`, { token: 'not-the-token' });
+    expect(bad.body.error).toMatchObject({ code: 'gateway_check_failed', details: { reason: 'auth_failed' } });
+    const rekeyed = await send('PATCH', `/api/v1/gateways/${created.body.id}`, { token: FAKE_GATEWAY_TOKEN });
+    expect(rekeyed.body.session).toMatchObject({ connected: true });
+    expect(rekeyed.body.session.connection_id).not.toBe(st.connection_id);
     const ops = await send('GET', '/api/v1/ops/health');
     expect(ops.body.gateways_total).toBeGreaterThanOrEqual(1);
     expect(ops.body.gateways_connected).toBeGreaterThanOrEqual(1);

@@ -196,7 +196,7 @@ export const gatewayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
       method: 'patch',
       path: '/api/v1/gateways/{id}',
       tags,
-      summary: 'Change a gateway (a changed URL or token is checked first; the session reconnects)',
+      summary: 'Change a gateway (a changed URL or token is checked first, then the session reconnects with it)',
       request: { params: IdParam, body: jsonBody(GatewayUpdate) },
       responses: {
         200: jsonResponse('Updated', GatewayWithStatus),
@@ -220,7 +220,9 @@ export const gatewayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
       }
       const gateway = await updateGateway(c.var.db, c.var.audit, keys, organizationId, id, input);
       c.set('audited', true);
-      const session = await startSession(c.env, gateway);
+      // A new address or credential means a new connection; a rename or workspace change does not.
+      const reconnect = input.url !== undefined || input.token !== undefined;
+      const session = reconnect ? await startSession(c.env, gateway) : await sessionStatus(c.env, gateway.id);
       return c.json({ ...gatewayToRead(gateway), session: session as Status }, 200);
     },
   )
