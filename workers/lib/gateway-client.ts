@@ -114,7 +114,7 @@ function unreachable(url: string, err: unknown): GatewayError {
       `The TLS handshake with ${host} failed: the gateway must serve TLS there with a publicly trusted certificate for that name (self-signed, expired or mismatched certificates are refused; Workers cannot skip the check).`,
     );
   }
-  return new GatewayError('unreachable', `Could not reach the gateway at ${host}: ${reason}.`);
+  return new GatewayError('unreachable', `Could not reach the gateway at ${host}: ${reason.replace(/\.+$/, '')}.`);
 }
 
 /**
