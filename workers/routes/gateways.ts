@@ -4,16 +4,14 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { authorize } from '../auth/policy';
-import { encryptionKeys, type Settings } from '../config';
-import { type Database, openDatabase } from '../db/client';
+import { encryptionKeys } from '../config';
+import { openDatabase } from '../db/client';
 import { AppError } from '../lib/errors';
-import { GatewayError } from '../lib/gateway-client';
 import { validationHook } from '../middleware/errors';
-import { deviceIdentity } from '../services/device-identity';
 import { forgetSession, sessionStatus, startSession, subscribeToSession } from '../services/gateway-sessions';
 import {
+  checkBeforeSaving,
   checkGatewayUrl,
-  connectivityError,
   createGateway,
   deleteGateway,
   type Gateway,
@@ -146,7 +144,7 @@ export const gatewayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
       authorize(c.var.principal, admins);
       const input = c.req.valid('json');
       checkGatewayUrl(c.var.settings, input.url, false);
-      return c.json(await checkOrExplain(c.var.db, c.var.settings, input.url, input.token ?? null), 200);
+      return c.json(await testConnectivity(c.var.db, c.var.settings, input.url, input.token ?? null), 200);
     },
   )
   .openapi(
@@ -296,27 +294,3 @@ export const gatewayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validationHo
       return upgradedResponse(upgraded, 'gateway session');
     },
   );
-
-/** The connectivity check, its failure as the API's 422 with the reason. */
-async function checkOrExplain(db: Database, settings: Settings, url: string, token: string | null) {
-  try {
-    return await testConnectivity(db, settings, url, token);
-  } catch (err) {
-    if (!(err instanceof GatewayError)) throw err;
-    const identity = await deviceIdentity(db, encryptionKeys(settings));
-    throw connectivityError(err, identity.deviceId);
-  }
-}
-
-/**
- * Before storing: the check must pass, except that a gateway waiting to approve this device is let
- * through (the attempt is what asks for the approval; the session then shows the command).
- */
-async function checkBeforeSaving(db: Database, settings: Settings, url: string, token: string | null) {
-  try {
-    await checkOrExplain(db, settings, url, token);
-  } catch (err) {
-    if (err instanceof AppError && err.details?.reason === 'pairing_required') return;
-    throw err;
-  }
-}

@@ -19,7 +19,7 @@ import {
 import { decryptSecret, type EncryptionKeys, encryptSecret } from '../lib/secret-box';
 import { type AuditContext, mutateWithAudit } from './audit';
 import { deviceIdentity, signedDevice } from './device-identity';
-import { shutdownActive } from './emergency-shutdown';
+import { readShutdown } from './emergency-shutdown';
 
 export type Gateway = typeof gateways.$inferSelect;
 
@@ -114,22 +114,28 @@ export function checkHello(settings: Settings, hello: GatewayHello): void {
   }
 }
 
-/** Connects once with the deployment's device identity, checks the hello, and disconnects. */
+/**
+ * The connectivity check: connects once with the deployment's device identity, checks the hello,
+ * and disconnects. A failure is the API's 422 `gateway_check_failed` with the reason.
+ */
 export async function testConnectivity(
   db: Database,
   settings: Settings,
   url: string,
   token: string | null,
-  deviceToken: string | null = null,
 ): Promise<ConnectivityResult> {
   const identity = await deviceIdentity(db, encryptionKeys(settings));
-  const connection = await GatewayConnection.open({
-    url,
-    token,
-    deviceToken,
-    device: signedDevice(identity),
-    timeoutMs: settings.GATEWAY_CONNECT_TIMEOUT_MS,
-  });
+  let connection: GatewayConnection;
+  try {
+    connection = await GatewayConnection.open({
+      url,
+      token,
+      device: signedDevice(identity),
+      timeoutMs: settings.GATEWAY_CONNECT_TIMEOUT_MS,
+    });
+  } catch (err) {
+    throw err instanceof GatewayError ? connectivityError(err, identity.deviceId) : err;
+  }
   try {
     checkHello(settings, connection.hello);
     return {
@@ -138,15 +144,30 @@ export async function testConnectivity(
       server_version: String(connection.hello.server.version),
       methods: connection.hello.features.methods.length,
     };
+  } catch (err) {
+    throw err instanceof GatewayError ? connectivityError(err, identity.deviceId) : err;
   } finally {
     connection.close(1000, 'connectivity check done');
   }
 }
 
+/**
+ * Before storing: the check must pass, except that a gateway waiting to approve this device is let
+ * through (the attempt is what asks for the approval; the session then shows the command).
+ */
+export async function checkBeforeSaving(db: Database, settings: Settings, url: string, token: string | null) {
+  try {
+    await testConnectivity(db, settings, url, token);
+  } catch (err) {
+    if (err instanceof AppError && err.details?.reason === 'pairing_required') return;
+    throw err;
+  }
+}
+
 /** A failed check as the API's error: 422 with the reason an operator can act on. */
-export function connectivityError(err: GatewayError, deviceId: string | null): AppError {
+function connectivityError(err: GatewayError, deviceId: string): AppError {
   return new AppError(422, 'gateway_check_failed', err.message, {
-    details: { reason: err.kind, ...(err.kind === 'pairing_required' && deviceId ? { device_id: deviceId } : {}) },
+    details: { reason: err.kind, ...(err.kind === 'pairing_required' ? { device_id: deviceId } : {}) },
   });
 }
 
@@ -283,7 +304,8 @@ export async function sessionPlan(db: Database, settings: Settings, gatewayId: s
   const row = rows[0];
   if (!row) return { connect: false, reason: 'deleted' };
   if (row.locked) return { connect: false, reason: 'organization_locked' };
-  if (await shutdownActive(db, settings)) return { connect: false, reason: 'emergency_shutdown' };
+  // Read uncached: a session told to refresh right after the switch must see it.
+  if ((await readShutdown(db)).enabled) return { connect: false, reason: 'emergency_shutdown' };
   const keys = encryptionKeys(settings);
   return {
     connect: true,
