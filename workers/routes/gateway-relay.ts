@@ -8,11 +8,9 @@ import type { Context } from 'hono';
 import { authorize } from '../auth/policy';
 import { AppError } from '../lib/errors';
 import { validationHook } from '../middleware/errors';
-import { getAgent } from '../services/agents';
 import { auditInsert } from '../services/audit';
-import { boardViewer } from '../services/boards';
-import { agentIdFromGateway, pendingExecApprovals } from '../services/gateway-events';
-import { RPC_METHODS, type RpcPermission, rpcAccess } from '../services/gateway-rpc';
+import { pendingExecApprovals } from '../services/gateway-events';
+import { RPC_METHODS, type RpcPermission, rpcAccess, sessionMessagePermission } from '../services/gateway-rpc';
 import { relay } from '../services/gateway-sessions';
 import type { AppEnv } from '../types';
 import { authErrors, errorContent, IdParam, jsonBody, jsonResponse, timestamp } from './schemas';
@@ -168,13 +166,7 @@ export const gatewayRelayRoutes = new OpenAPIHono<AppEnv>({ defaultHook: validat
     }),
     async (c) => {
       const { id, session_key } = c.req.valid('param');
-      const agentId = agentIdFromGateway(session_key.split(':')[1]);
-      let permission: RpcPermission = 'admin';
-      if (agentId) {
-        const { principal, organizationId } = authorize(c.var.principal, rpcAccess('write'));
-        await getAgent(c.var.db, boardViewer(principal, organizationId, 'write'), agentId);
-        permission = 'write';
-      }
+      const { permission, agentId } = await sessionMessagePermission(c.var.db, c.var.principal, session_key);
       const { message } = c.req.valid('json');
       const payload = await call(c, id, permission, 'chat.send', {
         sessionKey: session_key,

@@ -2,7 +2,12 @@
  * Which gateway methods the relay passes on, and the permission each needs. Anything not listed is
  * refused: the gateway token has admin scopes, so the list is the boundary.
  */
-import type { AccessRule } from '../auth/policy';
+import { type AccessRule, authorize } from '../auth/policy';
+import type { Principal } from '../auth/principal';
+import type { Database } from '../db/client';
+import { getAgent } from './agents';
+import { boardViewer } from './boards';
+import { agentIdFromGateway } from './gateway-events';
 
 export type RpcPermission = 'read' | 'write' | 'approvals' | 'admin';
 
@@ -49,3 +54,19 @@ const ACCESS: Record<RpcPermission, AccessRule> = {
 };
 
 export const rpcAccess = (permission: RpcPermission): AccessRule => ACCESS[permission];
+
+/**
+ * Writing into a gateway session: a Mission Control agent's session (`agent:mce-<id>:…`) needs write
+ * access to that agent's board (404 when the caller cannot see it); any other session needs admin.
+ */
+export async function sessionMessagePermission(
+  db: Database,
+  principal: Principal,
+  sessionKey: string,
+): Promise<{ permission: RpcPermission; agentId: string | null }> {
+  const agentId = agentIdFromGateway(sessionKey.split(':')[1]);
+  if (!agentId) return { permission: 'admin', agentId: null };
+  const { organizationId } = authorize(principal, rpcAccess('write'));
+  await getAgent(db, boardViewer(principal, organizationId, 'write'), agentId);
+  return { permission: 'write', agentId };
+}
